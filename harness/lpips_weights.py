@@ -93,13 +93,13 @@ def fix_hint(net: str) -> str:
 
 
 class LPIPSWeightsMissing(FileNotFoundError):
-    """No backbone weights for ``net`` in any place looked; ``searched`` lists them in order."""
+    """No backbone weights for ``net`` in any place looked; ``searched`` lists (path, why looked) in order."""
 
-    def __init__(self, net: str, searched: Sequence[str], reason: str | None = None):
+    def __init__(self, net: str, searched: Sequence[tuple[Path, str]], reason: str | None = None):
         self.net = net
         self.searched = list(searched)
         head = reason or f"no LPIPS {net} backbone weights found"
-        places = "\n".join(f"  - {s}" for s in self.searched)
+        places = "\n".join(f"  - {p} ({why})" for p, why in self.searched)
         super().__init__(f"{head}. Looked in:\n{places}\n{fix_hint(net)}")
 
 
@@ -186,7 +186,7 @@ def find_weights(
     """Resolve the backbone for ``net`` following the module's discovery order; raise LPIPSWeightsMissing."""
     net = canonical_net(net)
     env = os.environ if env is None else env
-    searched: list[str] = []
+    searched: list[tuple[Path, str]] = []
 
     user_paths = [("--lpips-weights", path), (ENV_WEIGHTS, env.get(ENV_WEIGHTS) or None)]
     for origin, given in user_paths:
@@ -194,14 +194,14 @@ def find_weights(
             continue
         p = Path(given).expanduser()
         if not p.exists():
-            searched.append(f"{p} (from {origin}: does not exist)")
+            searched.append((p, f"from {origin}: does not exist"))
             raise LPIPSWeightsMissing(net, searched, reason=f"{origin} points at {p}, which does not exist")
         if p.is_file():
             if p.suffix not in (".npz", ".pth"):
                 raise LPIPSWeightsError(f"{p} (from {origin}): expected an .npz or .pth file")
             return WeightsSource(net, p, origin)
         for cand in _in_folder(p, net):
-            searched.append(f"{cand} (from {origin})")
+            searched.append((cand, f"from {origin}"))
             if cand.is_file():
                 return WeightsSource(net, cand, origin)
 
@@ -210,7 +210,7 @@ def find_weights(
         ("torch hub cache", torch_hub_checkpoints_dir(env), [torch_hub_checkpoints_dir(env) / TORCHVISION_NAMES[net]]),
     ):
         for cand in names:
-            searched.append(f"{cand} ({origin})")
+            searched.append((cand, origin))
             if cand.is_file():
                 return WeightsSource(net, cand, origin)
     raise LPIPSWeightsMissing(net, searched)

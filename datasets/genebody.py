@@ -396,7 +396,7 @@ class GeneBodyReader:
         canonical = None
         tpose = sdir / TPOSE_FILE
         if tpose.is_file():
-            canonical, cfaces = self._read_mesh(tpose)
+            canonical, _ = self._read_mesh(tpose)
             if canonical.shape != verts.shape:
                 raise DatasetError(tpose, "v", f"rest-pose mesh has {len(canonical)} vertices, posed mesh "
                                                f"{obj_path.name} has {len(verts)}; they must share topology")

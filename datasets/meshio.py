@@ -27,6 +27,12 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise DatasetError(path, None, f"cannot read mesh ({e.strerror or e}); re-extract or regenerate the file")
+    fast = _read_obj_fast(text)
+    if fast is not None:
+        v, f = fast
+        if len(v) == 0:
+            raise DatasetError(path, "v", "no vertices found; the mesh file is empty or not an OBJ")
+        return v, f
     verts: list[str] = []
     faces: list[list[int]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -52,6 +58,23 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(path, "v", f"vertices have {v.shape[1]} coordinates, expected 3")
     v = v[:, :3]  # drop optional w / vertex colours
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    return v, f
+
+
+def _read_obj_fast(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised path for plain triangle OBJs (``v x y z`` / ``f i j k``, positive indices), as bench and
+    GeneBody write them; ``None`` when the file needs the general parser."""
+    lines = text.split("\n")
+    vl = [ln[2:] for ln in lines if ln.startswith("v ")]
+    fl = [ln[2:] for ln in lines if ln.startswith("f ")]
+    vs, fs = " ".join(vl).split(), " ".join(fl).split()
+    if len(vs) != 3 * len(vl) or len(fs) != 3 * len(fl) or any("/" in ln or "-" in ln for ln in fl):
+        return None
+    try:
+        v = np.array(vs, dtype=np.float64).reshape(-1, 3)
+        f = np.array(fs, dtype=np.int64).reshape(-1, 3) - 1
+    except ValueError:
+        return None
     return v, f
 
 

@@ -343,6 +343,7 @@ def _save_npz_atomic(arrays: dict[str, np.ndarray], dest: Path) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is meant to be shared like any download
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -314,3 +314,13 @@ def test_write_info_is_json(tmp_path):
     assert json.loads((tmp_path / "bench-info.json").read_text()) == {
         "generator": "bench-synthetic", "seed": 3, "scale": 0.5}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
+
+
+def test_legacy_mask_name_and_01_masks(tmp_path):
+    sdir = make_subject(tmp_path, "zhuna", views=("00", "01"), frames=("0000",))
+    old = sdir / "mask" / "01" / "mask0000.png"
+    old.rename(sdir / "mask" / "01" / "mask00000.png")  # pre-reframe zhuna naming: mask0<FFFF>.png
+    gw.write_view(sdir, "00", "0000", np.zeros((H, W, 3), np.uint8), np.eye(H, W, dtype=np.uint8))  # 0/1 mask
+    r = GeneBodyReader(tmp_path)
+    assert r.load_view("zhuna", "01", "0000").mask.sum() == 15 * 29
+    assert r.load_view("zhuna", "00", "0000").mask.sum() == min(H, W)

@@ -125,11 +125,18 @@ class LPIPSMetric:
         if p.shape[-1] != 3:
             raise ValueError(f"LPIPS needs 3-channel images, got {p.shape[-1]} channels")
         out = []
-        for s in range(0, p.shape[0], max(1, batch_size)):
-            x = p[s : s + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)  # (B,3,H,W)
-            y = g[s : s + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)
-            out.append(self.model(x, y, normalize=True).view(-1).double())
-        return _out(torch.cat(out), pred)
+        # TF32 convolutions (cuDNN's default) would make CUDA scores drift from CPU ones; scores must not depend
+        # on the card, so they are off while scoring and restored after.
+        tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            for s in range(0, p.shape[0], max(1, batch_size)):
+                x = p[s : s + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)  # (B,3,H,W)
+                y = g[s : s + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)
+                out.append(self.model(x, y, normalize=True).view(-1).double())
+        finally:
+            torch.backends.cudnn.allow_tf32 = tf32
+        return _out(torch.cat(out).to(p.device), pred)
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -151,12 +151,16 @@ def test_lpips_metric_raises_missing_when_nothing_found(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_metrics_on_cuda_match_cpu(shared_dir):
+def test_metrics_on_cuda_match_cpu(tmp_path):
+    from bench.harness.lpips_weights import NPZ_NAMES, expected_shapes
+
     rng = np.random.default_rng(4)
+    feats = {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in expected_shapes("alex").items()}
+    np.savez(tmp_path / NPZ_NAMES["alex"], **feats)  # any backbone will do: this checks devices agree
     gt = torch.from_numpy(rng.random((2, 64, 48, 3), dtype=np.float32))
     pred = (gt + 0.1 * torch.randn(gt.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     torch.testing.assert_close(ssim(pred.cuda(), gt.cuda()).cpu(), ssim(pred, gt), atol=1e-8, rtol=0)
     torch.testing.assert_close(psnr(pred.cuda(), gt.cuda()).cpu(), psnr(pred, gt), atol=1e-8, rtol=0)
-    cpu = LPIPSMetric("alex", shared_dir / "weights", "cpu")(pred, gt)
-    gpu = LPIPSMetric("alex", shared_dir / "weights", "cuda")(pred.cuda(), gt.cuda()).cpu()
+    cpu = LPIPSMetric("alex", tmp_path, "cpu")(pred, gt)
+    gpu = LPIPSMetric("alex", tmp_path, "cuda")(pred.cuda(), gt.cuda()).cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=0)

@@ -103,6 +103,17 @@ class EvalProtocol:
                                 f"fields: {sorted(_json_names())}")
         return replace(self, **overrides)
 
+    def prepare(self, view, mask_for_bbox=None):
+        """The view as methods and the scorer see it: the protocol's crop, resize and background.
+
+        ``mask_for_bbox`` picks the crop box (GNR: the raw matte != 0); default: the view's own mask.
+        """
+        if self.crop != "gnr-square":
+            raise ProtocolError(f"protocol {self.name!r}: crop {self.crop!r} is not implemented")
+        from .crop import crop_view
+
+        return crop_view(view, int(self.crop_size), mask_for_bbox=mask_for_bbox, background=tuple(self.background))[0]
+
     def to_dict(self) -> dict:
         """JSON-ready dict with the JSON key names (what ``from_dict`` and the protocol files use)."""
         d = asdict(self)

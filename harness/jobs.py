@@ -1,0 +1,174 @@
+"""The work of one job, as a plain picklable function (run in-process or by submitit in another process).
+
+Two stages:
+- ``train``: build the method on the training split, run the harness's training loop, resume from the newest
+  checkpoint when restarted;
+- ``eval``: render every (frame, target view) of one subject under the protocol into a predictions folder (each
+  image written atomically; already rendered images are skipped on restart), then score the folder.
+
+job.json (status, timings, peak memory, provenance, config) is updated at start, at the end and on failure.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json, write_png
+from .provenance import provenance
+from .resources import Stopwatch, peak_memory
+from .store import read_job, update_job, write_progress
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _method_class(spec_id: str):
+    from .registry import get_spec, load_method_class
+
+    return load_method_class(get_spec(spec_id))
+
+
+def _protocol(job: dict, reader):
+    from bench.datasets.protocols import get_protocol
+
+    overrides = dict(reader.info().get("protocol_overrides", {}))
+    overrides.update(job.get("protocol_overrides") or {})
+    return get_protocol(job["protocol"]).with_overrides(**overrides)
+
+
+def run_job(job: dict, progress=None) -> dict:
+    """Entry point for executors. Returns the final job record; raises after recording a failure."""
+    job_dir = Path(job["dir"])
+    job_dir.mkdir(parents=True, exist_ok=True)
+    prev = read_job(job_dir) or {}
+    update_job(job_dir, id=job["id"], stage=job["stage"], status="running", config=job, config_hash=job["config_hash"],
+               started=_now(), attempts=int(prev.get("attempts", 0)) + 1, error=None, provenance=provenance())
+    clock = Stopwatch()
+    try:
+        if job["stage"] == "train":
+            timings = _train(job, job_dir, progress)
+        elif job["stage"] == "eval":
+            timings = _eval(job, job_dir, progress)
+        else:
+            raise ValueError(f"unknown stage {job['stage']!r}")
+    except BaseException as e:
+        update_job(job_dir, status="failed", finished=_now(), error={
+            "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()[-4000:]},
+            timings={"total_s": clock.elapsed()}, peak_memory=peak_memory())
+        raise
+    return update_job(job_dir, status="done", finished=_now(), timings={"total_s": clock.elapsed(), **timings},
+                      peak_memory=peak_memory())
+
+
+def _configure_torch(job: dict):
+    import torch
+
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    torch.manual_seed(int(job.get("seed", 0)))
+
+
+def _train(job: dict, job_dir: Path, progress) -> dict:
+    from bench.datasets.registry import open_dataset
+
+    from .trainer import checkpoint_step, latest_checkpoint, train_loop
+    from .training_data import TrainData
+
+    _configure_torch(job)
+    reader = open_dataset(job["dataset"], job["root"])
+    protocol = _protocol(job, reader)
+    data = TrainData(reader, protocol, subjects=job.get("train_subjects") or None)
+    cls = _method_class(job["method"])
+    ckpt = latest_checkpoint(job_dir)
+    start = checkpoint_step(ckpt) if ckpt else 0
+    method = cls(checkpoint=str(ckpt) if ckpt else None, train_data=data, config_overrides=job["method_config"])
+    n = int(job.get("num_iterations") or method.get_info().get("num_iterations", 0))
+    every = int(job.get("checkpoint_every") or max(1, n // 10))
+    summary = train_loop(method, job_dir, start, n, every, progress=progress)
+    return {"train_s": summary["seconds"], "resumed_from_step": start, "num_iterations": n,
+            "steps_per_s": summary["steps_per_s"], "rays_per_s": summary["rays_per_s"], "last_losses": summary["last"]}
+
+
+def prediction_name(frame: str, view_id: str) -> str:
+    return f"{frame}_{view_id}"
+
+
+def _eval(job: dict, job_dir: Path, progress) -> dict:
+    from bench.datasets.registry import open_dataset
+    from bench.datasets.views import RenderRequest
+
+    from .scoring import score_predictions
+    from .trainer import latest_checkpoint
+
+    _configure_torch(job)
+    reader = open_dataset(job["dataset"], job["root"])
+    protocol = _protocol(job, reader)
+    subject = job["subject"]
+    frames = protocol.frames(reader.frames(subject))
+    views = reader.view_ids(subject)
+    source_ids = protocol.sources(views)
+    target_ids = protocol.targets(views)
+    pred = job_dir / "predictions"
+    for sub in ("color", "gt-color", "mask", "cameras"):
+        (pred / sub).mkdir(parents=True, exist_ok=True)
+
+    ckpt = None
+    if job.get("checkpoint"):
+        ckpt = job["checkpoint"]
+    elif job.get("train_dir"):
+        found = latest_checkpoint(Path(job["train_dir"]))
+        if found is None:
+            raise FileNotFoundError(f"no finished checkpoint in {job['train_dir']}/checkpoints for {job['method']}")
+        ckpt = str(found)
+    cls = _method_class(job["method"])
+    method = cls(checkpoint=ckpt, config_overrides=job["method_config"])
+
+    write_json(pred / "info.json", {
+        "dataset": job["dataset"], "root": str(job["root"]), "subject": subject, "method": job["method"],
+        "method_config": job["method_config"], "checkpoint": ckpt, "protocol": protocol.to_dict(),
+        "source_views": source_ids, "target_views": target_ids, "frames": frames, "config_hash": job["config_hash"],
+    })
+    total = len(frames) * len(target_ids)
+    done = 0
+    render_s, rendered = 0.0, 0
+    for frame in frames:
+        todo = [t for t in target_ids if not (pred / "color" / f"{prediction_name(frame, t)}.png").exists()
+                or not (pred / "cameras" / f"{prediction_name(frame, t)}.json").exists()]
+        if todo:
+            body = reader.load_body(subject, frame)
+            sources = [protocol.prepare(reader.load_view(subject, v, frame)) for v in source_ids]
+        for t in target_ids:
+            name = prediction_name(frame, t)
+            if t in todo:
+                gt = protocol.prepare(reader.load_view(subject, t, frame))
+                request = RenderRequest(subject=subject, frame=frame, camera=gt.camera, sources=sources, body=body,
+                                        background=tuple(protocol.background), target_id=t)
+                t0 = time.perf_counter()
+                out = method.render(request)
+                render_s += time.perf_counter() - t0
+                rendered += 1
+                color = np.asarray(out["color"], dtype=np.float32)
+                if color.shape != (gt.camera.height, gt.camera.width, 3) or not np.isfinite(color).all():
+                    raise ValueError(f"{job['method']} rendered {name} with shape {color.shape} (finite: "
+                                     f"{bool(np.isfinite(color).all())}); expected ({gt.camera.height}, {gt.camera.width}, 3)")
+                write_png(pred / "gt-color" / f"{name}.png", gt.image)
+                write_png(pred / "mask" / f"{name}.png", (gt.mask.astype(np.uint8) * 255))
+                write_png(pred / "color" / f"{name}.png", np.round(np.clip(color, 0, 1) * 255).astype(np.uint8))
+                # the camera file is written last: its presence marks the image as complete
+                write_json(pred / "cameras" / f"{name}.json", {"frame": frame, "view": t, "is_source": t in source_ids,
+                                                               **gt.camera.to_dict()})
+            done += 1
+            write_progress(job_dir, done, total, "render")
+            if progress is not None:
+                progress(done, total, {})
+    t0 = time.perf_counter()
+    write_progress(job_dir, total, total, "score")
+    results = score_predictions(pred, lpips_source=job.get("lpips_weights"), device=job.get("device", "cpu"),
+                                nets=tuple(job.get("lpips_nets", ("alex",))))
+    write_json(job_dir / "results.json", results)
+    return {"render_s": render_s, "rendered": rendered, "ms_per_view": 1000 * render_s / rendered if rendered else None,
+            "score_s": time.perf_counter() - t0}

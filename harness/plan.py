@@ -1,0 +1,56 @@
+"""Plan a run: which jobs (method x dataset x subject x stage) to execute, each a plain picklable dict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .registry import get_spec, resolve_config
+from .store import config_hash, eval_dir, train_dir
+
+LEARNED = ("generalizable", "case-specific")
+
+
+def plan_run(*, methods: list[str], dataset: str, root: Path, reader, protocol: str, run_dir: Path,
+             subjects: list[str] | None = None, preset: str | None = None, overrides: dict | None = None,
+             checkpoint: str | None = None, num_iterations: int | None = None, checkpoint_every: int | None = None,
+             protocol_overrides: dict | None = None, device: str = "cpu", lpips_weights: str | None = None,
+             lpips_nets: tuple[str, ...] = ("alex",), threads: int | None = None, seed: int = 0) -> list[dict]:
+    """Jobs in dependency order: a learned method's training job comes before its evaluation jobs."""
+    test_subjects = subjects or reader.subjects("test")
+    if not test_subjects:
+        raise ValueError(f"{root}: no test subjects (genebody_split.npy 'test' is empty); pass --subjects")
+    unknown = sorted(set(test_subjects) - set(reader.subjects()))
+    if unknown:
+        raise ValueError(f"{root}: unknown subject(s) {', '.join(unknown)}; available: {', '.join(reader.subjects())}")
+    common = {"dataset": dataset, "root": str(root), "protocol": protocol,
+              "protocol_overrides": dict(protocol_overrides or {}), "device": device, "threads": threads, "seed": seed}
+    runtime = {"lpips_weights": lpips_weights, "lpips_nets": list(lpips_nets)}
+    jobs: list[dict] = []
+    for method in methods:
+        spec = get_spec(method)
+        config = resolve_config(spec, preset, overrides)
+        if device != "cpu":
+            config.setdefault("device", device)
+        learned = spec["kind"] in LEARNED and checkpoint is None
+        train_jobs: dict[str, dict] = {}
+        if learned:
+            groups = {s: [s] for s in test_subjects} if spec["kind"] == "case-specific" else {"": None}
+            for key, subj in groups.items():
+                tdir = train_dir(run_dir, method, dataset) / key if key else train_dir(run_dir, method, dataset)
+                job = {"stage": "train", "method": method, "method_config": config, **common,
+                       "train_subjects": subj, "num_iterations": num_iterations, "checkpoint_every": checkpoint_every}
+                job["config_hash"] = config_hash(job)
+                job.update(id=f"{method}/{dataset}/train" + (f"/{key}" if key else ""), dir=str(tdir), **runtime)
+                train_jobs[key] = job
+                jobs.append(job)
+        for subject in test_subjects:
+            job = {"stage": "eval", "method": method, "method_config": config, **common, "subject": subject,
+                   "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None}
+            dep = train_jobs.get(subject if spec["kind"] == "case-specific" else "")
+            if dep is not None:
+                job["train_config_hash"] = dep["config_hash"]
+            job["config_hash"] = config_hash(job)
+            job.update(id=f"{method}/{dataset}/{protocol}/{subject}",
+                       dir=str(eval_dir(run_dir, method, dataset, protocol, subject)),
+                       train_dir=dep["dir"] if dep else None, depends_on=dep["id"] if dep else None, **runtime)
+            jobs.append(job)
+    return jobs

@@ -104,7 +104,7 @@ def synth(out: Path, **kwargs) -> Path:
 
 
 def _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint,
-         iterations, device, lpips_weights, parallel, threads):
+         iterations, device, lpips_weights, parallel, threads, protocol_overrides=None):
     from bench.datasets.errors import DatasetError
     from bench.datasets.protocols import get_protocol
     from bench.datasets.registry import UnknownDatasetError, dataset_spec, open_dataset
@@ -122,7 +122,7 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
         _fail(str(e))
     protocol = protocol or dspec["default_protocol"]
     try:
-        get_protocol(protocol)
+        get_protocol(protocol).with_overrides(**(protocol_overrides or {}))
     except ValueError as e:
         _fail(str(e))
     run_dir = (Path(output) / run).resolve()
@@ -130,7 +130,7 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
         jobs = plan_run(methods=list(method), dataset=dataset, root=reader.root, reader=reader, protocol=protocol,
                         run_dir=run_dir, subjects=list(subjects) or None, preset=preset, overrides=sets,
                         checkpoint=checkpoint, num_iterations=iterations, device=device, lpips_weights=lpips_weights,
-                        threads=threads)
+                        threads=threads, protocol_overrides=protocol_overrides)
     except (ValueError, KeyError) as e:
         _fail(str(e))
     console.print(f"run [bold]{run_dir}[/]: {len(jobs)} job(s) on {dataset} ({reader.root}), protocol {protocol}")
@@ -165,11 +165,14 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
 @click.option("--lpips-weights", default=None, help="LPIPS backbone weights (folder or file); else $BENCH_LPIPS_WEIGHTS")
 @click.option("--parallel", type=int, default=1, show_default=True, help="jobs at once (local executor)")
 @click.option("--threads", type=int, default=None, help="torch threads per job")
+@click.option("--protocol-set", "protocol_sets", multiple=True,
+              help="protocol field override key=value, e.g. crop_size=256 (recorded in the results)")
 def run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint, iterations,
-        device, lpips_weights, parallel, threads):
+        device, lpips_weights, parallel, threads, protocol_sets):
     """Train (if needed), render and score METHOD(s) on a dataset."""
     run_dir, outcome = _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset,
-                            _parse_sets(sets), checkpoint, iterations, device, lpips_weights, parallel, threads)
+                            _parse_sets(sets), checkpoint, iterations, device, lpips_weights, parallel, threads,
+                            protocol_overrides=_parse_sets(protocol_sets))
     console.print(f"next: [bold]bench report {run_dir}[/]")
     if not outcome.ok:
         sys.exit(1)

@@ -98,6 +98,7 @@ class LPIPSWeightsMissing(FileNotFoundError):
     def __init__(self, net: str, searched: Sequence[tuple[Path, str]], reason: str | None = None):
         self.net = net
         self.searched = list(searched)
+        self.reason = reason
         head = reason or f"no LPIPS {net} backbone weights found"
         places = "\n".join(f"  - {p} ({why})" for p, why in self.searched)
         super().__init__(f"{head}. Looked in:\n{places}\n{fix_hint(net)}")

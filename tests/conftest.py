@@ -1,0 +1,48 @@
+"""Shared fixtures: the research folder beside the repo, and small synthetic GeneBody-format datasets."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# protocol settings for test-sized synthetic data (the generator's own defaults are for the demo)
+TINY_PROTOCOL = {"crop_size": 64, "frame_step": 1}
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test when it is absent (a user's clone) but failing in CI."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {path} is missing: CI must have ../shared beside the repository")
+        pytest.skip(f"{path} is not present next to the repository (only CI and developer checkouts have it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    return shared_path("weights")
+
+
+@pytest.fixture(scope="session")
+def tiny_genebody(tmp_path_factory) -> Path:
+    """2 subjects (1 train, 1 test) x 2 frames x 48 cameras at 128x107: enough for every code path, in seconds."""
+    from bench.datasets.synthetic import generate_genebody
+
+    root = tmp_path_factory.mktemp("genebody-tiny")
+    return generate_genebody(root, subjects=2, test_subjects=1, frames=2, num_cameras=48, width=128, height=107, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's caches (LPIPS weights, torch hub) unless they say so."""
+    cache = tmp_path_factory.getbasetemp() / "bench-cache"
+    monkeypatch.setenv("BENCH_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
+    monkeypatch.delenv("BENCH_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.delenv("BENCH_METHODS", raising=False)
+    monkeypatch.delenv("GENEBODY_ROOT", raising=False)

@@ -89,6 +89,48 @@ def data_synth(out, subjects, test_subjects, frames, cameras, width, height, fit
     console.print(f"wrote GeneBody-format synthetic data to [bold]{out}[/]")
 
 
+@data.command("check")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--dataset", "-d", default="genebody", show_default=True)
+def data_check(root, dataset):
+    """Validate a dataset root: per subject cameras, frames, missing views, unreadable files, usable protocols."""
+    from rich.table import Table
+
+    from bench.datasets.errors import DatasetError
+    from bench.datasets.protocols import get_protocol, list_protocols
+    from bench.datasets.registry import open_dataset
+
+    try:
+        reader = open_dataset(dataset, root)
+    except DatasetError as e:
+        _fail(str(e))
+    rep = reader.check()
+    t = Table(title=f"{dataset}: {reader.root}")
+    for c in ("subject", "split", "cameras", "frames", "missing views", "problems", "protocols"):
+        t.add_column(c)
+    split = {s: k for k, names in reader.split().items() for s in names}
+    for name, sub in rep["subjects"].items():
+        try:
+            views = reader.view_ids(name)
+        except DatasetError:
+            views = []
+        ok_protocols = []
+        for pname in list_protocols(dataset):
+            try:
+                get_protocol(pname).sources(views)
+                ok_protocols.append(pname)
+            except ValueError:
+                pass
+        missing = sorted(set(f"{i:02d}" for i in range(48)) - set(views)) if views else []
+        t.add_row(name, split.get(name, "-"), str(len(views)), str(sub.get("frames", 0)),
+                  ",".join(missing) or "-", str(len(sub.get("errors") or [])), ", ".join(ok_protocols) or "none")
+    console.print(t)
+    for err in rep["errors"] + [e for sub in rep["subjects"].values() for e in (sub.get("errors") or [])]:
+        console.print(f"[red]problem:[/] {err}")
+    if not rep["ok"]:
+        sys.exit(1)
+
+
 def synth(out: Path, **kwargs) -> Path:
     from rich.progress import Progress
 

@@ -89,6 +89,15 @@ def data_synth(out, subjects, test_subjects, frames, cameras, width, height, fit
     console.print(f"wrote GeneBody-format synthetic data to [bold]{out}[/]")
 
 
+def _attach_download():
+    from bench.datasets.download.cli import download_command  # click only; the rest loads when it runs
+
+    data.add_command(download_command)
+
+
+_attach_download()
+
+
 @data.command("check")
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("--dataset", "-d", default="genebody", show_default=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .console import console
+from .executor_config import executor_options
 
 
 def _parse_sets(values: tuple[str, ...]) -> dict:
@@ -155,12 +156,13 @@ def synth(out: Path, **kwargs) -> Path:
 
 
 def _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint,
-         iterations, device, lpips_weights, parallel, threads, protocol_overrides=None):
+         iterations, device, lpips_weights, parallel, threads, protocol_overrides=None, executor_options=None):
     from bench.datasets.errors import DatasetError
     from bench.datasets.protocols import get_protocol
     from bench.datasets.registry import UnknownDatasetError, dataset_spec, open_dataset
 
-    from .executors import ConfigMismatchError, execute
+    from .executor_config import ExecutorConfigError, settings_from_options
+    from .executors import ConfigMismatchError, StillRunningError, execute
     from .plan import plan_run
     from .registry import UnknownMethodError, get_spec
 
@@ -176,6 +178,10 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
         get_protocol(protocol).with_overrides(**(protocol_overrides or {}))
     except ValueError as e:
         _fail(str(e))
+    try:
+        settings = settings_from_options(executor, **(executor_options or {}))
+    except ExecutorConfigError as e:
+        _fail(str(e))
     run_dir = (Path(output) / run).resolve()
     try:
         jobs = plan_run(methods=list(method), dataset=dataset, root=reader.root, reader=reader, protocol=protocol,
@@ -186,8 +192,9 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
         _fail(str(e))
     console.print(f"run [bold]{run_dir}[/]: {len(jobs)} job(s) on {dataset} ({reader.root}), protocol {protocol}")
     try:
-        outcome = execute(jobs, executor=executor, force=force, max_parallel=parallel, log_dir=run_dir / ".submitit")
-    except ConfigMismatchError as e:
+        outcome = execute(jobs, executor=settings.executor, force=force, max_parallel=parallel,
+                          log_dir=run_dir / ".submitit", settings=settings)
+    except (ConfigMismatchError, StillRunningError) as e:
         _fail(str(e))
     for jid in outcome.skipped:
         console.print(f"  [dim]skipped (already done): {jid}[/]")
@@ -206,7 +213,7 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
 @click.option("--subjects", multiple=True, help="test subjects (default: the split's test subjects)")
 @click.option("--run", default="default", show_default=True, help="run name: runs/<run>/...")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
+@executor_options
 @click.option("--force", is_flag=True, help="redo finished jobs")
 @click.option("--preset", default=None, help="method preset (see the method's spec)")
 @click.option("--set", "sets", multiple=True, help="method config override key=value (repeatable)")
@@ -219,11 +226,11 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
 @click.option("--protocol-set", "protocol_sets", multiple=True,
               help="protocol field override key=value, e.g. crop_size=256 (recorded in the results)")
 def run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint, iterations,
-        device, lpips_weights, parallel, threads, protocol_sets):
+        device, lpips_weights, parallel, threads, protocol_sets, **executor_kw):
     """Train (if needed), render and score METHOD(s) on a dataset."""
     run_dir, outcome = _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset,
                             _parse_sets(sets), checkpoint, iterations, device, lpips_weights, parallel, threads,
-                            protocol_overrides=_parse_sets(protocol_sets))
+                            protocol_overrides=_parse_sets(protocol_sets), executor_options=executor_kw)
     console.print(f"next: [bold]bench report {run_dir}[/]")
     if not outcome.ok:
         sys.exit(1)

@@ -16,6 +16,7 @@ steps, so every rank must run the same number of steps.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 
@@ -32,16 +33,17 @@ class DistInfo:
         return self.rank == 0
 
 
+def _dist():
+    """torch.distributed if something already imported it (a process group needs it), else None: cheap."""
+    return sys.modules.get("torch.distributed")
+
+
 def info() -> DistInfo:
     """This process's place in the job (rank 0 of 1 when not distributed)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
-                            int(os.environ.get("LOCAL_WORLD_SIZE", 1)), dist.get_backend())
-    except ImportError:
-        pass
+    dist = _dist()
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
+                        int(os.environ.get("LOCAL_WORLD_SIZE", 1)), dist.get_backend())
     return DistInfo()
 
 
@@ -85,13 +87,9 @@ def init_from_submitit(device: str = "cpu", timeout_s: float = 600.0) -> DistInf
 
 
 def shutdown() -> None:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    except ImportError:
-        pass
+    dist = _dist()
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def follow_training(job: dict) -> dict:

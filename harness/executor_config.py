@@ -128,8 +128,9 @@ class ExecutorSettings:
         if stage == "eval":
             merged["nodes"] = 1
             merged["tasks_per_node"] = 1
-            explicit = self.stage.get("eval", {}).get("gpus_per_node")
-            merged["gpus_per_node"] = explicit if explicit is not None else min(1, merged["gpus_per_node"])
+            explicit = {**self.stage.get("eval", {}), **self.cli}.get("gpus_per_node")
+            train_gpus = self.stage_settings("train")["gpus_per_node"]
+            merged["gpus_per_node"] = min(1, explicit if explicit is not None else train_gpus)
         else:
             merged["tasks_per_node"] = merged.get("tasks_per_node") or max(1, merged["gpus_per_node"])
         return merged

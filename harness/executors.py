@@ -172,7 +172,9 @@ def job_state(job: dict, force: bool, probe=None) -> str:
                 f"(config hash {rec.get('config_hash')} != {job['config_hash']}). Nothing was changed. "
                 "Use --force to redo it with the new configuration, or --run NAME to keep both.")
     sched = rec.get("scheduler")
-    if sched and rec.get("status") in ("queued", "running"):
+    # a scheduler may still hold the job whatever job.json says last (a preempted job records a failure, then is
+    # requeued); only "done" is final
+    if sched and (rec.get("status") != "done" or force):
         live = probe(sched) if probe is not None else None
         if live:
             if force:
@@ -181,7 +183,7 @@ def job_state(job: dict, force: bool, probe=None) -> str:
                     + (f"cancel it (scancel {sched['job_id']}) " if sched["kind"] == "slurm" else "stop it ")
                     + "or wait for it before --force")
             return "attach"
-        if live is None and not force:
+        if live is None and not force and rec.get("status") in ("queued", "running"):
             raise StillRunningError(
                 f"job {job['id']} was handed to {sched['kind']} as job {sched['job_id']} and whether it still runs "
                 f"cannot be told here ({getattr(probe, 'error', None) or 'no scheduler access'}); run bench where "

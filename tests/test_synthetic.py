@@ -242,14 +242,21 @@ def test_batched_projection_and_culled_raster_match_the_shared_rasterizer():
     batched = project_batch(v, cams)
     for i, c in enumerate(cams):
         torch.testing.assert_close(batched[i], project_vertices(v, c), rtol=1e-5, atol=1e-3)
-    ref = rasterize_mesh(verts, faces, cams).mask.numpy()
-    fr, offsets = rasterize_culled(verts, faces, cams)
+    # a camera that sees the person only partly: windows are clipped when pasted, never spill into neighbours
+    near = Camera.look_at(verts.mean(0) + [0.0, 0.0, 1.2], verts.mean(0) + [0.2, 0.3, 0.0], [0.0, -1.0, 0.0],
+                          cams[0].K, 96, 80, dist=cams[0].dist)
+    cams.append(near)
+    ref = rasterize_mesh(verts, faces, cams)
+    atlas = rasterize_culled(verts, faces, cams)
     for i in range(len(cams)):
-        mine = np.zeros_like(ref[i])
-        h, w = fr.face_id.shape[1:]
-        x, y = offsets[i]
-        mine[y:y + h, x:x + w] = fr.face_id[i].numpy() >= 0
-        assert ref[i].sum() > 100 and (mine != ref[i]).mean() < 0.002
+        mine = atlas.to_image(i, atlas.face_id >= 0, 80, 96)
+        depth = atlas.to_image(i, atlas.depth, 80, 96)
+        same = mine == ref.mask[i].numpy()
+        assert ref.mask[i].sum() > 100 and same.mean() > 0.998
+        both = mine & ref.mask[i].numpy()
+        np.testing.assert_allclose(depth[both], ref.depth[i].numpy()[both], atol=2e-3)
+    m = ref.mask[-1].numpy()  # the close camera really cuts the body at the image border
+    assert m.mean() > 0.1 and (m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
 
 
 def test_distortion_is_in_the_images(tmp_path):

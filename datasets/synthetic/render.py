@@ -2,17 +2,17 @@
 
 Speed matters (every test and demo generates data), so:
 
-* back faces are culled before rasterizing: each camera gets its own copy of the projected triangles with back
-  faces pushed behind the camera, which the rasterizer drops. For a closed surface seen from outside this is
-  exact and halves the work;
-* all cameras of a chunk are projected in one batched operation (same formula as ``rasterize.project_vertices``)
-  and only a window around the person is rasterized;
+* back faces are culled before rasterizing (exact for a closed surface seen from outside; halves the work);
+* each camera rasterizes only a window around the person, and the windows of all cameras are packed side by
+  side into one canvas that the shared rasterizer fills in a single call;
+* all cameras are projected in one batched operation (same formula as ``rasterize.project_vertices``);
 * only covered pixels are shaded; the backdrop is composed in 8-bit.
 
 Colour is evaluated per pixel from the interpolated canonical point (see ``texture``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import cv2
@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from ..camera import Camera
-from ..rasterize import Fragments, rasterize
+from ..rasterize import rasterize
 from .body_model import vertex_normals
 from .texture import Appearance, FaceLayout, albedo, shade
 
-CHUNK = 16  # cameras rasterized together (bounds the dense per-pixel window buffers)
+CHUNK = 48  # cameras rasterized together (bounds the dense per-pixel window buffers)
 
 
 def project_batch(vertices: torch.Tensor, cameras: Sequence[Camera]) -> torch.Tensor:
@@ -34,7 +34,7 @@ def project_batch(vertices: torch.Tensor, cameras: Sequence[Camera]) -> torch.Te
     t = torch.as_tensor(np.stack([c.t for c in cameras]), dtype=dt)  # (B,3)
     K = torch.as_tensor(np.stack([c.K for c in cameras]), dtype=dt)  # (B,3,3)
     D = torch.as_tensor(np.stack([c.dist for c in cameras]), dtype=dt)  # (B,5)
-    pc = torch.einsum("bij,vj->bvi", R, vertices) + t[:, None]  # (B,V,3)
+    pc = torch.matmul(vertices[None], R.transpose(1, 2)) + t[:, None]  # (B,V,3)
     z = pc[..., 2]
     x = pc[..., 0] / z.clamp(min=1e-6)
     y = pc[..., 1] / z.clamp(min=1e-6)
@@ -48,13 +48,44 @@ def project_batch(vertices: torch.Tensor, cameras: Sequence[Camera]) -> torch.Te
     return torch.stack([u, v, z], dim=-1)
 
 
-def rasterize_culled(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera]
-                     ) -> tuple[Fragments, np.ndarray]:
+@dataclass
+class Atlas:
+    """The fragments of many cameras packed side by side in one canvas (see :func:`rasterize_culled`).
+
+    Camera ``b`` owns columns ``x0[b] : x0[b] + size[b, 0]`` and rows ``0 : size[b, 1]``; that window maps to
+    its image at ``offset[b]`` = (left, top). ``face_id`` indexes the mesh's faces (-1 = empty).
+    """
+
+    face_id: np.ndarray  # (Hc,Wc) int64
+    bary: np.ndarray  # (Hc,Wc,3) float32, perspective-correct
+    depth: np.ndarray  # (Hc,Wc) float32 camera z, 0 = empty
+    x0: np.ndarray  # (B,) window column in the canvas
+    size: np.ndarray  # (B,2) window width, height
+    offset: np.ndarray  # (B,2) window position (left, top) in the camera image
+
+    def window(self, b: int, array: np.ndarray) -> np.ndarray:
+        w, h = self.size[b]
+        return array[:h, self.x0[b]:self.x0[b] + w]
+
+    def to_image(self, b: int, array: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Camera ``b``'s window of a canvas-shaped ``array`` pasted into an all-zero (height,width,...) image."""
+        win = self.window(b, array)
+        out = np.zeros((height, width) + array.shape[2:], array.dtype)
+        x, y = (int(c) for c in self.offset[b])
+        xa, ya = max(x, 0), max(y, 0)  # the part of the window inside the image
+        xb, yb = min(x + win.shape[1], width), min(y + win.shape[0], height)
+        if xb > xa and yb > ya:
+            out[ya:yb, xa:xb] = win[ya - y:yb - y, xa - x:xb - x]
+        return out
+
+
+def rasterize_culled(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera]) -> Atlas:
     """Rasterize a closed, outward-wound mesh into cameras of one resolution, back faces culled.
 
-    Only a window around the mesh is rasterized (the person covers a few percent of a ring-camera image): the
-    result holds (B,h,w) fragments of the window and ``offsets`` (B,2) = (left, top) of each camera's window in
-    its image. Face ids index ``faces``.
+    Each camera only needs the window around the mesh's projection (the person covers a few percent of a ring
+    camera's image), and only its front faces: the front faces of all cameras, shifted into windows laid side by
+    side, go through the shared rasterizer as one mesh in one canvas, so the per-face work is done once per
+    visible face.
     """
     H, W = cameras[0].height, cameras[0].width
     v = torch.as_tensor(np.asarray(vertices), dtype=torch.float32)
@@ -62,38 +93,37 @@ def rasterize_culled(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[
     tri = v[f]  # (F,3,3)
     n = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)  # (F,3) outward
     centres = torch.as_tensor(np.stack([c.center for c in cameras]), dtype=torch.float32)  # (B,3)
-    back = ((n * tri[:, 0]).sum(1)[None] - centres @ n.T) > 0  # (B,F): camera behind the face's plane
+    front = ((n * tri[:, 0]).sum(1)[None] - centres @ n.T) < 0  # (B,F): camera in front of the face's plane
     px = project_batch(v, cameras)  # (B,V,3)
-    # per-camera window: the projected bounding box clipped to the image, one shared window size per chunk
+    # per-camera window: the projected bounding box of the vertices in front of the camera. It is not clipped to
+    # the image, so no triangle reaches past its window into a neighbour's; pasting clips it instead.
+    ahead = (px[..., 2] > 1e-6)[..., None]
     uv = px[..., :2]
-    lo = torch.floor(uv.amin(1)).clamp(min=0).long()  # (B,2)
-    hi = torch.ceil(uv.amax(1)).long()
-    hi = torch.minimum(hi, torch.tensor([W - 1, H - 1]))
-    size = (hi - lo + 1).clamp(min=1).amax(0)  # (2,) window width, height
-    lo = torch.minimum(lo, torch.tensor([W, H]) - size)  # keep every window inside its image
-    px[..., :2] -= lo[:, None].to(px.dtype)
-    corners = px[:, f]  # (B,F,3,3)
-    corners[..., 2][back] = -1.0  # behind the camera: dropped by the rasterizer before any pixel work
-    corner_faces = torch.arange(3 * len(f)).view(-1, 3)
-    fr = rasterize(corners.reshape(len(cameras), -1, 3), corner_faces, int(size[1]), int(size[0]))
-    return fr, lo.numpy()
-
-
-def _paste(window: np.ndarray, offset: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A (h,w,...) window placed at offset (left, top) in an all-zero (height,width,...) image."""
-    out = np.zeros((height, width) + window.shape[2:], window.dtype)
-    x, y = int(offset[0]), int(offset[1])
-    out[y:y + window.shape[0], x:x + window.shape[1]] = window
-    return out
+    big = torch.tensor([4.0 * W, 4.0 * H])
+    lo = torch.floor(torch.where(ahead, uv, big).amin(1)).clamp(min=-W, max=2 * W).long()  # (B,2)
+    hi = torch.ceil(torch.where(ahead, uv, -big).amax(1)).clamp(min=-W, max=2 * W).long()
+    size = (hi - lo + 1).clamp(min=1)  # (B,2)
+    x0 = torch.cumsum(size[:, 0] + 1, 0) - (size[:, 0] + 1)  # one empty column between windows
+    canvas_w, canvas_h = int(x0[-1] + size[-1, 0]), int(size[:, 1].max())
+    cam_idx, face_idx = torch.nonzero(front, as_tuple=True)  # (K,), (K,)
+    corners = px[cam_idx[:, None], f[face_idx]]  # (K,3,3)
+    shift = torch.stack([x0 - lo[:, 0], -lo[:, 1]], 1).to(corners.dtype)  # (B,2)
+    corners[..., :2] += shift[cam_idx][:, None]
+    fr = rasterize(corners.reshape(1, -1, 3), torch.arange(3 * len(face_idx)).view(-1, 3), canvas_h, canvas_w)
+    fid = fr.face_id[0]
+    hit = fid >= 0
+    fid[hit] = face_idx[fid[hit]]  # canvas triangle -> mesh face
+    return Atlas(face_id=fid.numpy(), bary=fr.bary[0].numpy(), depth=fr.depth[0].numpy(), x0=x0.numpy(),
+                 size=size.numpy(), offset=lo.numpy())
 
 
 def depth_maps(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera]) -> Iterator[np.ndarray]:
     """Camera-z depth (H,W) float32 of the mesh per camera (0 = background), in camera order."""
     H, W = cameras[0].height, cameras[0].width
     for s in range(0, len(cameras), CHUNK):
-        fr, offsets = rasterize_culled(vertices, faces, cameras[s:s + CHUNK])
-        for d, off in zip(fr.depth.numpy(), offsets):
-            yield _paste(d, off, H, W)
+        atlas = rasterize_culled(vertices, faces, cameras[s:s + CHUNK])
+        for b in range(len(atlas.x0)):
+            yield atlas.to_image(b, atlas.depth, H, W)
 
 
 def studio_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
@@ -131,26 +161,22 @@ class PersonRenderer:
         normals_v = vertex_normals(vertices, self.faces)
         H, W = cameras[0].height, cameras[0].width
         for s in range(0, len(cameras), CHUNK):
-            fr, offsets = rasterize_culled(vertices, self.faces, cameras[s:s + CHUNK])
-            masks = (fr.face_id >= 0).numpy()
-            f = fr.face_id[fr.face_id >= 0].numpy()  # (N,) covered pixels of the whole chunk, row-major
-            b = fr.bary[fr.face_id >= 0].numpy().astype(np.float64)  # (N,3)
-            colours = np.zeros((0, 3), np.uint8)
-            if len(f):
+            atlas = rasterize_culled(vertices, self.faces, cameras[s:s + CHUNK])
+            hit = atlas.face_id >= 0  # (Hc,Wc)
+            colours = np.zeros(hit.shape + (3,), np.uint8)
+            if hit.any():
+                f = atlas.face_id[hit]  # (N,)
+                b = atlas.bary[hit].astype(np.float64)  # (N,3)
                 tri = self.faces[f]  # (N,3)
                 canon = np.einsum("nk,nkc->nc", b, self.rest[tri])
                 n = np.einsum("nk,nkc->nc", b, normals_v[tri])
                 n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
                 lab = self.labels[tri[np.arange(len(f)), np.argmax(b, axis=1)]]
-                colours = np.round(shade(albedo(self.app, self.layout, canon, lab), n) * 255).astype(np.uint8)
-            start = 0
-            for k in range(len(masks)):
-                i = s + k
-                img = backgrounds[i].copy()
-                mask = _paste(masks[k], offsets[k], H, W)
-                cnt = int(masks[k].sum())
-                img[mask] = colours[start:start + cnt]  # row-major order is kept by the window shift
-                start += cnt
+                colours[hit] = np.round(shade(albedo(self.app, self.layout, canon, lab), n) * 255)
+            for k in range(len(atlas.x0)):
+                mask = atlas.to_image(k, hit, H, W)
+                img = backgrounds[s + k].copy()
+                img[mask] = atlas.to_image(k, colours, H, W)[mask]
                 if noise is not None:
-                    img = np.clip(img.astype(np.int16) + noise[i], 0, 255).astype(np.uint8)
+                    img = np.clip(img.astype(np.int16) + noise[s + k], 0, 255).astype(np.uint8)
                 yield img, mask

@@ -20,6 +20,8 @@ Two deliberate differences from GNR, both where GNR's result is inconsistent wit
   ``cv2.resize`` does; GNR shifts/scales ``K`` without the half-pixel term (an offset of ``0.5 (s - 1)`` px).
 
 An empty mask gives the whole image (not square), as in GNR.
+
+:func:`resize_view` is the other preparation (protocol ``crop: "none"``): no crop, the whole image resized.
 """
 from __future__ import annotations
 
@@ -118,3 +120,24 @@ def crop_view(view: View, size: int, mask_for_bbox: np.ndarray | None = None,
     image = np.where(mask[..., None], image, bg)
     camera = view.camera.crop_resize(box.left, box.top, box.width, box.height, size, size)
     return View(image=image, mask=mask, camera=camera, view_id=view.view_id), box
+
+
+def resize_view(view: View, size: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> View:
+    """The whole view resized so its longer side is ``size`` (Neural Body / NHP's ``ratio``: 1024 -> 512).
+
+    As those loaders do: image ``INTER_AREA``, mask ``INTER_NEAREST``, then the image is set to ``background``
+    outside the mask. The camera is updated with :meth:`Camera.crop_resize` (pixel centres kept consistent; the
+    official loaders scale ``K[:2]`` without the half-pixel term, 0.25 px off at ratio 0.5).
+    """
+    h, w = view.image.shape[:2]
+    scale = size / max(h, w)
+    out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+    if (out_w, out_h) == (w, h):
+        image, mask = view.image.copy(), view.mask.astype(bool)
+    else:
+        image = cv2.resize(np.ascontiguousarray(view.image), (out_w, out_h), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(view.mask.astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    bg = np.clip(np.round(np.asarray(background, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    image = np.where(mask[..., None], image, bg)
+    camera = view.camera.crop_resize(0, 0, w, h, out_w, out_h)
+    return View(image=image, mask=mask, camera=camera, view_id=view.view_id)

@@ -16,6 +16,11 @@ PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 TARGET_MODES = ("all-but-sources", "all")
 CROP_MODES = ("gnr-square", "none")
 AGGREGATION_LEVELS = ("view", "frame", "subject")
+# how the scorer restricts metrics (see bench.harness.metric_masks): "none" = whole prepared image;
+# "smpl-box" = Neural Body / NHP: PSNR over pixels whose ray hits the padded body box, SSIM and LPIPS on the
+# bounding rectangle of those pixels with everything outside the box set to the background;
+# "smpl-box-whole" = Neural Body's eval_whole_img: outside-box pixels set to the background, whole image scored
+METRIC_MASKS = ("none", "smpl-box", "smpl-box-whole")
 
 
 class ProtocolError(ValueError):
@@ -38,6 +43,15 @@ class EvalProtocol:
     split: str = "test"
     aggregation: tuple[str, ...] = AGGREGATION_LEVELS  # mean over views, then frames, then subjects
     notes: str = ""
+    metric_mask: str = "none"  # one of METRIC_MASKS
+    # metres added to each side of the body's world AABB for the "smpl-box" masks (Neural Body pads world z only)
+    box_padding: tuple[float, float, float] = (0.0, 0.0, 0.05)
+    # explicit targets only: a listed view the capture lacks is replaced by this one (JSON: {"20": "21"}); NHP
+    # scores camera 21 on ZJU's 313/315, which have no camera 20
+    target_substitutes: tuple[tuple[str, str], ...] = ()
+    # per-subject [begin, end) positions in the sorted frame list, applied before frame_offset/frame_step
+    # (JSON: {"CoreView_390": [700, 1000]}); subjects not listed use every frame
+    frame_ranges: tuple[tuple[str, int, int], ...] = ()
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -65,11 +79,43 @@ class EvalProtocol:
             raise ProtocolError(f"protocol {self.name!r}: crop_size must be positive")
         if any(a not in AGGREGATION_LEVELS for a in self.aggregation):
             raise ProtocolError(f"protocol {self.name!r}: aggregation levels must come from {AGGREGATION_LEVELS}")
+        if self.metric_mask not in METRIC_MASKS:
+            raise ProtocolError(f"protocol {self.name!r}: metric_mask must be one of {METRIC_MASKS}, "
+                                f"got {self.metric_mask!r}")
+        pad = tuple(float(v) for v in self.box_padding)
+        if len(pad) != 3 or any(v < 0 for v in pad):
+            raise ProtocolError(f"protocol {self.name!r}: box_padding must be 3 non-negative numbers (metres)")
+        set_(self, "box_padding", pad)
+        subs = self.target_substitutes
+        subs = subs.items() if isinstance(subs, dict) else subs
+        set_(self, "target_substitutes", tuple((str(a), str(b)) for a, b in subs))
+        ranges = self.frame_ranges
+        ranges = [(k, *v) for k, v in ranges.items()] if isinstance(ranges, dict) else ranges
+        try:
+            ranges = tuple((str(s), int(b), int(e)) for s, b, e in ranges)
+        except (TypeError, ValueError):
+            raise ProtocolError(f"protocol {self.name!r}: frame_ranges must map subjects to [begin, end]") from None
+        if any(b < 0 or e <= b for _, b, e in ranges):
+            raise ProtocolError(f"protocol {self.name!r}: frame_ranges need 0 <= begin < end")
+        set_(self, "frame_ranges", ranges)
 
     # --- selection ----------------------------------------------------------------------------------------
-    def frames(self, all_frames: Sequence[str]) -> list[str]:
-        """Every ``frame_step``-th frame of the sorted list, starting at index ``frame_offset``."""
-        return sorted(all_frames)[self.frame_offset::self.frame_step]
+    def frames(self, all_frames: Sequence[str], subject: str | None = None) -> list[str]:
+        """Every ``frame_step``-th frame of the sorted list, starting at index ``frame_offset``; with
+        ``frame_ranges`` the subject's [begin, end) slice of the sorted list is taken first."""
+        frames = sorted(all_frames)
+        if self.frame_ranges:
+            if subject is None:
+                raise ProtocolError(f"protocol {self.name!r} selects frames per subject (frame_ranges); "
+                                    "call frames(all_frames, subject=...)")
+            for name, begin, end in self.frame_ranges:
+                if name == subject:
+                    if begin >= len(frames):
+                        raise ProtocolError(f"protocol {self.name!r}: subject {subject} has {len(frames)} frames, "
+                                            f"its range starts at {begin}")
+                    frames = frames[begin:end]
+                    break
+        return frames[self.frame_offset::self.frame_step]
 
     def sources(self, available: Sequence[str]) -> list[str]:
         """The source view ids; raises naming any that the capture lacks."""
@@ -89,7 +135,12 @@ class EvalProtocol:
         if self.target_mode == "all-but-sources":
             src = set(self.source_views)
             return [v for v in have if v not in src]
-        return [v for v in self.target_mode if v in set(have)]
+        subs, out = dict(self.target_substitutes), []
+        for v in self.target_mode:
+            v = v if v in have or subs.get(v) not in have else subs[v]
+            if v in have and v not in out:
+                out.append(v)
+        return out
 
     # --- derivation / persistence -------------------------------------------------------------------------
     def with_overrides(self, **overrides) -> "EvalProtocol":
@@ -106,18 +157,22 @@ class EvalProtocol:
     def prepare(self, view, mask_for_bbox=None):
         """The view as methods and the scorer see it: the protocol's crop, resize and background.
 
-        ``mask_for_bbox`` picks the crop box (GNR: the raw matte != 0); default: the view's own mask.
+        ``crop="gnr-square"``: GNR's square person crop resized to ``crop_size``; ``mask_for_bbox`` picks the box
+        (GNR: the raw matte != 0; default: the view's own mask). ``crop="none"``: the whole image resized so its
+        longer side is ``crop_size`` (ZJU-MoCap's 1024 -> 512, Neural Body's ``ratio: 0.5``).
         """
-        if self.crop != "gnr-square":
-            raise ProtocolError(f"protocol {self.name!r}: crop {self.crop!r} is not implemented")
-        from .crop import crop_view
+        from .crop import crop_view, resize_view
 
+        if self.crop == "none":
+            return resize_view(view, int(self.crop_size), background=tuple(self.background))
         return crop_view(view, int(self.crop_size), mask_for_bbox=mask_for_bbox, background=tuple(self.background))[0]
 
     def to_dict(self) -> dict:
         """JSON-ready dict with the JSON key names (what ``from_dict`` and the protocol files use)."""
         d = asdict(self)
         d["targets"] = d.pop("target_mode")
+        d["target_substitutes"] = {a: b for a, b in self.target_substitutes}
+        d["frame_ranges"] = {s: [b, e] for s, b, e in self.frame_ranges}
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)

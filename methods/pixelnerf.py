@@ -112,6 +112,7 @@ class ResNetFeatures(nn.Module):
         for i in range(1, num_layers):
             self.add_module(f"layer{i}", getattr(net, f"layer{i}"))
         self.use_first_pool = use_first_pool
+        self.backbone = backbone
         self.latent_size = _LATENT[num_layers]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,6 +138,11 @@ class ResNetFeatures(nn.Module):
         if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
             sd = sd["state_dict"]
         own = self.state_dict()
+        prefixes = ("conv1.", "bn1.") + tuple(f"layer{i}." for i in range(1, self.stages + 1))
+        extra = sorted(k for k in sd if k.startswith(prefixes) and k not in own)
+        if extra:
+            raise ValueError(f"pixelnerf: {path} has tensors this {self.backbone} encoder lacks ({extra[:3]}...): "
+                             f"weights of another backbone? (config backbone=resnet18/resnet34)")
         wanted = {k: v for k, v in sd.items() if k in own}
         missing = sorted(set(own) - set(wanted))
         if missing:

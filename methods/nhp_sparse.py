@@ -151,20 +151,17 @@ class SkeletalVolume(nn.Module):
     def sample(levels: list[tuple[SparseGrid, torch.Tensor]], u: torch.Tensor) -> torch.Tensor:
         """Trilinear features at continuous base-voxel coordinates u (P,3) -> (S,P,sum c_l); scale l's site o sits
         at base coordinate o * 2^l, and unoccupied corners read zero."""
+        corners = torch.as_tensor(list(itertools.product((0, 1), repeat=3)), device=u.device)  # (8,3)
         parts = []
         for level, (grid, feat) in enumerate(levels, start=1):
             x = u / float(2 ** level)
             x0 = torch.floor(x)
-            w1 = x - x0
-            x0 = x0.long()
+            w1 = x - x0  # (P,3)
+            idx = grid.lookup(x0.long()[:, None, :] + corners)  # (P,8)
+            w = torch.where(corners.bool(), w1[:, None, :], 1 - w1[:, None, :]).prod(-1)  # (P,8)
             S, N, C = feat.shape
             padded = torch.cat([feat, feat.new_zeros(S, 1, C)], 1)
-            acc = feat.new_zeros(S, u.shape[0], C)
-            for corner in itertools.product((0, 1), repeat=3):
-                c = torch.as_tensor(corner, device=u.device)
-                idx = grid.lookup(x0 + c)
-                idx = torch.where(idx < 0, torch.full_like(idx, N), idx)
-                w = torch.where(c.bool(), w1, 1 - w1).prod(-1)  # (P,)
-                acc = acc + padded.index_select(1, idx) * w[None, :, None]
-            parts.append(acc)
+            idx = torch.where(idx < 0, torch.full_like(idx, N), idx)
+            g = padded.index_select(1, idx.reshape(-1)).reshape(S, -1, 8, C)
+            parts.append(torch.einsum("spkc,pk->spc", g, w))
         return torch.cat(parts, -1)

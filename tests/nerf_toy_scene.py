@@ -6,7 +6,6 @@ so images, masks and cameras agree exactly. :class:`ToyTrainData` mimics :class:
 from __future__ import annotations
 
 import numpy as np
-import trimesh
 
 from bench.datasets.body import Body
 from bench.datasets.camera import Camera
@@ -17,10 +16,26 @@ from bench.harness.training_data import TrainSample
 import torch
 
 
+def uv_sphere(rings: int = 12, segments: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Unit sphere: poles + ``rings - 1`` latitude circles, outward-facing triangles."""
+    theta = np.linspace(0, np.pi, rings + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    ring = np.stack([np.outer(np.sin(theta), np.cos(phi)), np.repeat(np.cos(theta)[:, None], segments, 1),
+                     np.outer(np.sin(theta), np.sin(phi))], -1).reshape(-1, 3)
+    v = np.concatenate([[[0, 1, 0]], ring, [[0, -1, 0]]])
+    idx = lambda r, s: 1 + r * segments + s % segments  # noqa: E731
+    f = [[0, idx(0, s + 1), idx(0, s)] for s in range(segments)]
+    for r in range(rings - 2):
+        for s in range(segments):
+            f += [[idx(r, s), idx(r, s + 1), idx(r + 1, s)], [idx(r, s + 1), idx(r + 1, s + 1), idx(r + 1, s)]]
+    last = len(v) - 1
+    f += [[last, idx(rings - 2, s), idx(rings - 2, s + 1)] for s in range(segments)]
+    return v, np.asarray(f, dtype=np.int64)
+
+
 def toy_body(offset=(0.0, 0.0, 0.0)) -> Body:
-    mesh = trimesh.creation.icosphere(subdivisions=2, radius=1.0)
-    v = np.asarray(mesh.vertices) * np.array([0.35, 0.6, 0.3]) + np.asarray(offset)
-    return Body(vertices=v, faces=np.asarray(mesh.faces, dtype=np.int64))
+    v, f = uv_sphere()
+    return Body(vertices=v * np.array([0.35, 0.6, 0.3]) + np.asarray(offset), faces=f)
 
 
 def ring_cameras(n: int, size: int, radius: float = 2.2, dist=None) -> list[Camera]:

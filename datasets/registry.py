@@ -19,6 +19,30 @@ DATASETS: dict[str, dict] = {
             "same layout, then pass --root data/genebody-synth."
         ),
     },
+    "zjumocap": {
+        "reader": "bench.datasets.zjumocap:ZJUMoCapReader",
+        "env": "ZJUMOCAP_ROOT",
+        "default_protocol": "zjumocap-nhp",
+        "how_to_get": (
+            "ZJU-MoCap is distributed by Zhejiang University on request: see https://github.com/zju3dv/neuralbody "
+            "(INSTALL.md, 'ZJU-Mocap dataset', agreement form). Point bench at the folder holding CoreView_313 ... "
+            "CoreView_396 with --root DIR or $ZJUMOCAP_ROOT; add smpl_faces.npy (SMPL's face array) there for "
+            "body-mesh methods. To try bench without it: `bench data synth --layout zjumocap --out "
+            "data/zjumocap-synth` writes synthetic people in the same layout."
+        ),
+    },
+    "vsense": {
+        "reader": "bench.datasets.vsense:VSenseReader",
+        "env": "VSENSE_ROOT",
+        "default_protocol": "vsense-bench",
+        "how_to_get": (
+            "The V-sense renders used by the GNR benchmarks (RENDER/MASK/PARAM/SMPL/SMPL_PARAM per subject) come from "
+            "the GNR authors' re-rendering of the V-SENSE volumetric video database "
+            "(https://v-sense.scss.tcd.ie/news/v-sense-volumetric-video-quality-database/); there is no public "
+            "download of the renders. Point bench at the folder of subjects with --root DIR or $VSENSE_ROOT. "
+            "To try bench without it: `bench data synth --layout vsense --out data/vsense-synth`."
+        ),
+    },
 }
 
 

@@ -1,0 +1,543 @@
+"""Reader for the ZJU-MoCap on-disk layout, as Neural Body and NHP read it (real data and bench's synthetic copy).
+
+Layout (see ``zjumocap_writer`` for the full tree)::
+
+    <root>/CoreView_XXX/annots.npy  Camera_B1..B23/FFFFFF.jpg  mask_cihp/<cam>/<stem>.png  mask/<cam>/<stem>.png
+    <root>/CoreView_XXX/new_params/<i>.npy  new_vertices/<i>.npy  (or params/, vertices/)  lbs/faces.npy (optional)
+    <root>/CoreView_313|315/Camera (N)/CoreView_313_Camera_(N)_0001_<date>_<time>.jpg   (21 cameras)
+
+Conventions, converted here once:
+
+* **View ids** are the 0-based ZJU camera number as 2 digits: ``Camera_B1`` / ``Camera (1)`` -> ``"00"``,
+  ``Camera_B23`` -> ``"22"``. 313 and 315 have no ``"19"``/``"20"`` (Camera (20), (21)). The ids come from the
+  folder names in ``annots.npy['ims']``, so a 21-entry camera list maps to the right physical cameras.
+* **Frame names** are 6-digit positions in ``annots.npy['ims']`` (``"000000"`` = first entry), the index Neural
+  Body's ``begin_ith_frame`` / ``num_train_frame`` count in. Body files are found by the number in the image name
+  (0-based ``000123.jpg`` -> ``params/123.npy``; 313/315's 1-based ``..._0001_...`` -> ``params/1.npy``), as Neural
+  Body does. NHP's renamed 313/315 images (``Camera (N)/0001.jpg``) are accepted too.
+* ``T`` is stored in **millimetres**; cameras here are metres (``T / 1000``), OpenCV world->camera, world **+z up**.
+* Images and masks are **undistorted** with ``K`` and ``D`` (what ``cv2.undistort`` does, with cached maps), so
+  every :class:`Camera` returned has zero distortion (:meth:`raw_camera` keeps ``D``).
+* Masks: ``mask="union"`` (default, NHP) ORs ``mask/`` and ``mask_cihp/`` where present; ``"cihp"`` (Neural Body)
+  reads only ``mask_cihp/``; ``"mask"`` only ``mask/``. Foreground = value != 0.
+* Neural Body / NHP mark a 5-px band around the mask edge (5x5 dilate minus erode) as "ignore" (value 100).
+  :attr:`View.mask` is the plain mask; :meth:`load_ignore_band` gives the band exactly as they compute it
+  (on the raw mask, undistorted with it). The band only steers training-ray sampling: it changes no test metric
+  (their test rays are all pixels whose ray hits the body box; see ``bench.harness.metric_masks``).
+* Bodies: ``smpl="auto"`` reads ``new_params/`` + ``new_vertices/`` when both exist (the 2021 refit NHP and later
+  work use), else ``params/`` + ``vertices/``. ZJU ships no faces: they come from ``faces=`` (a .npy path), or
+  ``<subject>/lbs/faces.npy``, or ``<root>/smpl_faces.npy``. ``lbs/tvertices.npy`` gives the rest pose.
+
+Validation: opening checks the root, ``bench-info.json``, every subject's ``annots.npy`` (keys, list lengths,
+shapes, finite values, camera folder names) and that every image and mask it names exists (folder listings only).
+Images and bodies are decoded and checked when loaded; :meth:`ZJUMoCapReader.check` walks them all. Every
+problem raises :class:`DatasetError` naming the file and the field.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .body import Body
+from .camera import Camera
+from .errors import DatasetError
+from .genebody import _decode_image, _load_npy_dict, _to_numpy
+from .genebody_writer import INFO_FILE
+from .views import Sample, View
+from .zjumocap_writer import PAREN_MISSING_VIEWS, PAREN_SUBJECTS, parse_camera_folder
+
+#: NHP's split (lib/datasets/get_human_info.py): 7 training people, 3 unseen test people
+NHP_SPLIT = {
+    "train": ["CoreView_313", "CoreView_315", "CoreView_377", "CoreView_386", "CoreView_390", "CoreView_392",
+              "CoreView_396"],
+    "test": ["CoreView_387", "CoreView_393", "CoreView_394"],
+}
+#: the 9 sequences Neural Body reports (each trained and tested on its own)
+NEURALBODY_SUBJECTS = ["CoreView_313", "CoreView_315", "CoreView_377", "CoreView_386", "CoreView_387",
+                       "CoreView_390", "CoreView_392", "CoreView_393", "CoreView_394"]
+MASK_MODES = ("union", "cihp", "mask")
+SMPL_MODES = ("auto", "new", "old")
+IGNORE_BORDER = 5  # Neural Body / NHP: kernel size of the ignore band
+
+
+def frame_number(file_name: str) -> int:
+    """The integer Neural Body reads from an image name: ``000123.jpg`` -> 123, ``..._(1)_0001_...jpg`` -> 1."""
+    stem = file_name.rsplit(".", 1)[0]
+    if stem.isdigit():
+        return int(stem)
+    parts = file_name.split("_")
+    if len(parts) > 4 and parts[4].isdigit():
+        return int(parts[4])
+    raise ValueError(f"cannot read a frame number from {file_name!r}")
+
+
+class ZJUMoCapReader:
+    """ZJU-MoCap sequences under ``root``: cameras, undistorted views, SMPL bodies and the NHP split.
+
+    ``split()``: ``bench-info.json``'s ``"split"`` when present (synthetic data), else NHP's split plus a
+    ``"neuralbody"`` entry with Neural Body's 9 sequences. A subject folder is a directory holding ``annots.npy``.
+    """
+
+    name = "zjumocap"
+
+    def __init__(self, root: str | Path, *, validate: bool = True, mask: str = "union", smpl: str = "auto",
+                 faces: str | Path | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(self.root, None, "ZJU-MoCap root folder does not exist; download ZJU-MoCap "
+                                                "or generate synthetic data, then pass its folder")
+        if mask not in MASK_MODES:
+            raise ValueError(f"mask must be one of {MASK_MODES}, got {mask!r}")
+        if smpl not in SMPL_MODES:
+            raise ValueError(f"smpl must be one of {SMPL_MODES}, got {smpl!r}")
+        self.mask_mode, self.smpl_mode = mask, smpl
+        self.faces_path = Path(faces) if faces is not None else None
+        self._subjects: list[str] | None = None
+        self._annots: dict[str, dict] = {}
+        self._layout: dict[str, dict] = {}
+        self._cameras: dict[tuple[str, str], tuple[Camera, Camera]] = {}  # (raw with D, undistorted)
+        self._maps: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | None] = {}
+        self._faces: dict[str, np.ndarray] = {}
+        if validate:
+            self.info()
+            for s in self.subjects():
+                self._subject_layout(s)
+
+    # --- split and subjects -------------------------------------------------------------------------------
+    def split(self) -> dict[str, list[str]]:
+        info = self.info()
+        if "split" in info:
+            raw = info["split"]
+            if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+                raise DatasetError(self.root / INFO_FILE, "split", "must map split names to lists of subjects")
+            return {str(k): [str(s) for s in v] for k, v in raw.items()}
+        return {**{k: list(v) for k, v in NHP_SPLIT.items()}, "neuralbody": list(NEURALBODY_SUBJECTS)}
+
+    def _subject_folders(self) -> list[str]:
+        if self._subjects is None:
+            self._subjects = sorted(p.name for p in self.root.iterdir()
+                                    if p.is_dir() and not p.name.startswith(".") and (p / "annots.npy").exists())
+        return list(self._subjects)
+
+    def subjects(self, split: str | None = None) -> list[str]:
+        """Subjects of ``split`` (in the split's order), or every subject folder when ``None``; a listed subject
+        absent on disk raises, so a partial download never silently shrinks a benchmark average."""
+        if split is None:
+            return self._subject_folders()
+        splits = self.split()
+        if split not in splits:
+            raise DatasetError(self.root / INFO_FILE, split, f"no such split; available: {sorted(splits)}")
+        present = set(self._subject_folders())
+        missing = [s for s in splits[split] if s not in present]
+        if missing:
+            raise DatasetError(self.root / missing[0], None,
+                               f"subject listed in split {split!r} has no folder with annots.npy (also missing: "
+                               f"{missing[1:]}); download it or choose subjects explicitly")
+        return list(splits[split])
+
+    def _subject_dir(self, subject: str) -> Path:
+        d = self.root / subject
+        if not (d / "annots.npy").is_file():
+            raise DatasetError(d, None, f"no such subject (folder with annots.npy); known: {self._subject_folders()}")
+        return d
+
+    # --- annotations --------------------------------------------------------------------------------------
+    def _parse_annots(self, subject: str) -> dict:
+        if subject in self._annots:
+            return self._annots[subject]
+        path = self._subject_dir(subject) / "annots.npy"
+        raw = _load_npy_dict(path, "camera annotation (annots.npy)")
+        cams = raw.get("cams")
+        if not isinstance(cams, dict):
+            raise DatasetError(path, "cams", "missing or not a dict of camera lists (K, R, T, D)")
+        ims = raw.get("ims")
+        if not isinstance(ims, (list, tuple, np.ndarray)) or len(ims) == 0:
+            raise DatasetError(path, "ims", "missing or empty: needs one {'ims': [paths]} entry per frame")
+        for key in ("K", "R", "T"):
+            if key not in cams:
+                raise DatasetError(path, f"cams/{key}", "camera list is missing (needs K, R, T and D)")
+        n = len(cams["K"])
+        if n == 0:
+            raise DatasetError(path, "cams/K", "no cameras")
+        for key in ("R", "T", "D"):
+            if key in cams and len(cams[key]) != n:
+                raise DatasetError(path, f"cams/{key}", f"has {len(cams[key])} entries, cams/K has {n}")
+        parsed = []
+        for i in range(n):
+            try:
+                K = _to_numpy(cams["K"][i])
+                R = _to_numpy(cams["R"][i])
+                T = _to_numpy(cams["T"][i])
+                D = _to_numpy(cams["D"][i]) if "D" in cams else np.zeros(5)
+            except (TypeError, ValueError) as e:
+                raise DatasetError(path, f"cams/*/{i}", f"camera values are not numeric ({e})")
+            for key, arr, shape in (("K", K, (3, 3)), ("R", R, (3, 3))):
+                if arr.shape != shape:
+                    raise DatasetError(path, f"cams/{key}/{i}", f"expected shape {shape}, got {arr.shape}")
+            if T.size != 3:
+                raise DatasetError(path, f"cams/T/{i}", f"expected 3 values (millimetres), got shape {T.shape}")
+            if D.size not in (4, 5, 8):
+                raise DatasetError(path, f"cams/D/{i}", f"expected 5 distortion values (k1 k2 p1 p2 k3), "
+                                                         f"got shape {D.shape}")
+            for key, arr in (("K", K), ("R", R), ("T", T), ("D", D)):
+                if not np.all(np.isfinite(arr)):
+                    raise DatasetError(path, f"cams/{key}/{i}", "contains NaN or inf")
+            if K[0, 0] <= 0 or K[1, 1] <= 0:
+                raise DatasetError(path, f"cams/K/{i}", f"focal lengths must be positive, got {K[0, 0]}, {K[1, 1]}")
+            if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
+                raise DatasetError(path, f"cams/R/{i}", "not a rotation matrix")
+            d5 = np.zeros(5)
+            d5[:min(5, D.size)] = D.reshape(-1)[:5]
+            if D.size == 4:
+                d5[4] = 0.0
+            parsed.append({"K": K, "R": R, "t": T.reshape(3) / 1000.0, "D": d5})
+        # view ids from the camera folder of each column (all frames must agree)
+        first = ims[0].get("ims") if isinstance(ims[0], dict) else None
+        if first is None or len(first) != n:
+            raise DatasetError(path, "ims/0/ims", f"expected {n} image paths (one per camera), got "
+                                                  f"{None if first is None else len(first)}")
+        folders, view_ids = [], []
+        for i, rel in enumerate(first):
+            folder = str(rel).replace("\\", "/").split("/")[0]
+            vid = parse_camera_folder(folder)
+            if vid is None:
+                raise DatasetError(path, f"ims/0/ims/{i}", f"image path {rel!r} is not under a 'Camera_B<n>' or "
+                                                           "'Camera (<n>)' folder")
+            folders.append(folder)
+            view_ids.append(vid)
+        if len(set(view_ids)) != n:
+            raise DatasetError(path, "ims/0/ims", f"camera folders repeat: {folders}")
+        names: list[list[str]] = []
+        for f, entry in enumerate(ims):
+            row = entry.get("ims") if isinstance(entry, dict) else None
+            if row is None or len(row) != n:
+                raise DatasetError(path, f"ims/{f}/ims", f"expected {n} image paths, got "
+                                                         f"{None if row is None else len(row)}")
+            out = []
+            for i, rel in enumerate(row):
+                parts = str(rel).replace("\\", "/").split("/")
+                if len(parts) != 2 or parts[0] != folders[i]:
+                    raise DatasetError(path, f"ims/{f}/ims/{i}", f"expected '{folders[i]}/<file>', got {rel!r}")
+                out.append(parts[1])
+            names.append(out)
+        result = {"cams": dict(zip(view_ids, parsed)), "folders": dict(zip(view_ids, folders)),
+                  "columns": view_ids, "names": names}
+        self._annots[subject] = result
+        return result
+
+    # --- layout -------------------------------------------------------------------------------------------
+    def _subject_layout(self, subject: str) -> dict:
+        """Check that every image and mask ``annots.npy`` names exists (listings only; nothing decoded)."""
+        if subject in self._layout:
+            return self._layout[subject]
+        sdir = self._subject_dir(subject)
+        ann = self._parse_annots(subject)
+        skip = PAREN_MISSING_VIEWS if subject in PAREN_SUBJECTS else frozenset()
+        views, images, masks = [], {}, {}
+        for col, vid in enumerate(ann["columns"]):
+            folder = ann["folders"][vid]
+            cdir = sdir / folder
+            if not cdir.is_dir():
+                if vid in skip:
+                    continue  # a camera 313/315 never had; some annotation copies still list it
+                raise DatasetError(cdir, None, f"camera folder of view {vid} is missing; re-download this subject")
+            have = {p.name for p in cdir.iterdir()}
+            files = []
+            for f, row in enumerate(ann["names"]):
+                name = row[col]
+                if name not in have:
+                    alt = f"{frame_number(name):04d}.jpg" if not name.rsplit('.', 1)[0].isdigit() else None
+                    if alt is None or alt not in have:  # NHP renames 313/315 images to <FFFF>.jpg
+                        raise DatasetError(cdir / name, "image", f"image of frame {f:06d} named in annots.npy is "
+                                                                 "missing; re-download or regenerate this subject")
+                    name = alt
+                files.append(name)
+            images[vid] = files
+            masks[vid] = self._mask_files(sdir, folder, vid, files)
+            views.append(vid)
+        if not views:
+            raise DatasetError(sdir, None, "no camera folders with images")
+        layout = {"views": sorted(views), "images": images, "masks": masks,
+                  "numbers": [frame_number(n) for n in images[sorted(views)[0]]],
+                  "frames": [f"{f:06d}" for f in range(len(ann["names"]))]}
+        self._layout[subject] = layout
+        return layout
+
+    def _mask_files(self, sdir: Path, folder: str, vid: str, files: list[str]) -> list[tuple[Path | None, Path | None]]:
+        """Per frame (mask path or None, mask_cihp path or None) under the reader's mask mode."""
+        listing = {}
+        for kind in ("mask", "mask_cihp"):
+            d = sdir / kind / folder
+            listing[kind] = {p.name for p in d.iterdir()} if d.is_dir() else None
+        wanted = {"union": ("mask", "mask_cihp"), "cihp": ("mask_cihp",), "mask": ("mask",)}[self.mask_mode]
+        if all(listing[k] is None for k in wanted):
+            raise DatasetError(sdir / wanted[-1] / folder, "mask", f"mask folder of view {vid} is missing "
+                                                                   f"(mask mode {self.mask_mode!r})")
+        out = []
+        for f, name in enumerate(files):
+            stem = name.rsplit(".", 1)[0]
+            pair = []
+            for kind in ("mask", "mask_cihp"):
+                ok = kind in wanted and listing[kind] is not None and f"{stem}.png" in listing[kind]
+                pair.append(sdir / kind / folder / f"{stem}.png" if ok else None)
+                if kind in wanted and listing[kind] is not None and not ok and self.mask_mode != "union":
+                    raise DatasetError(sdir / kind / folder / f"{stem}.png", "mask", "mask file is missing")
+            if pair == [None, None]:
+                raise DatasetError(sdir / wanted[-1] / folder / f"{stem}.png", "mask",
+                                   "no mask for this image (neither mask/ nor mask_cihp/)")
+            out.append(tuple(pair))
+        return out
+
+    def frames(self, subject: str) -> list[str]:
+        """6-digit positions in ``annots.npy['ims']``: ``"000000"``, ``"000001"``, ..."""
+        return list(self._subject_layout(subject)["frames"])
+
+    def view_ids(self, subject: str) -> list[str]:
+        """Sorted 2-digit 0-based camera ids with images (``"00"``..``"22"``; 313/315 lack 19 and 20)."""
+        return list(self._subject_layout(subject)["views"])
+
+    def _index(self, subject: str, frame: str) -> int:
+        layout = self._subject_layout(subject)
+        if not (isinstance(frame, str) and frame.isdigit() and int(frame) < len(layout["frames"])):
+            raise DatasetError(self.root / subject / "annots.npy", "ims",
+                               f"no frame {frame!r}; frames run 000000..{len(layout['frames']) - 1:06d}")
+        return int(frame)
+
+    def _view(self, subject: str, view_id: str) -> None:
+        if view_id not in self._subject_layout(subject)["views"]:
+            raise DatasetError(self.root / subject / "annots.npy", f"cams/{view_id}",
+                               f"no usable view {view_id!r}; available: {self.view_ids(subject)}")
+
+    # --- cameras ------------------------------------------------------------------------------------------
+    def _camera_pair(self, subject: str, view_id: str) -> tuple[Camera, Camera]:
+        key = (subject, view_id)
+        if key not in self._cameras:
+            self._view(subject, view_id)
+            cam = self._parse_annots(subject)["cams"][view_id]
+            width, height = self._view_size(subject, view_id)
+            raw = Camera(K=cam["K"], R=cam["R"], t=cam["t"], width=width, height=height, dist=cam["D"])
+            self._cameras[key] = (raw, Camera(K=cam["K"], R=cam["R"], t=cam["t"], width=width, height=height))
+        return self._cameras[key]
+
+    def camera(self, subject: str, view_id: str) -> Camera:
+        """The camera of the undistorted raw-resolution images :meth:`load_view` returns (``dist`` = 0)."""
+        return self._camera_pair(subject, view_id)[1]
+
+    def raw_camera(self, subject: str, view_id: str) -> Camera:
+        """The camera as annotated (with ``D``), for the images as stored on disk."""
+        return self._camera_pair(subject, view_id)[0]
+
+    def _image_path(self, subject: str, view_id: str, index: int) -> Path:
+        layout = self._subject_layout(subject)
+        folder = self._parse_annots(subject)["folders"][view_id]
+        return self.root / subject / folder / layout["images"][view_id][index]
+
+    def _view_size(self, subject: str, view_id: str) -> tuple[int, int]:
+        path = self._image_path(subject, view_id, 0)
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except (OSError, UnidentifiedImageError, SyntaxError) as e:
+            raise DatasetError(path, "image", f"cannot read image header ({e}); re-download or regenerate it")
+
+    def _undistort(self, subject: str, view_id: str, arr: np.ndarray) -> np.ndarray:
+        """``cv2.undistort(arr, K, D)`` through cached maps (bilinear, zeros outside)."""
+        key = (subject, view_id)
+        if key not in self._maps:
+            raw = self.raw_camera(subject, view_id)
+            self._maps[key] = None if not np.any(raw.dist) else cv2.initUndistortRectifyMap(
+                raw.K, raw.dist, None, raw.K, (raw.width, raw.height), cv2.CV_16SC2)
+        maps = self._maps[key]
+        if maps is None:
+            return arr
+        return cv2.remap(arr, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    # --- loading ------------------------------------------------------------------------------------------
+    def _raw_mask(self, subject: str, view_id: str, index: int, size: tuple[int, int]) -> np.ndarray:
+        """(H,W) uint8 0/1 mask as stored (distorted): ``mask != 0`` OR ``mask_cihp != 0`` per the mask mode."""
+        out = None
+        for path in self._subject_layout(subject)["masks"][view_id][index]:
+            if path is None:
+                continue
+            m = _decode_image(path, "mask")
+            if m.ndim == 3:
+                m = m[..., 0]
+            if m.shape != (size[1], size[0]):
+                raise DatasetError(path, "mask", f"mask size {m.shape[1]}x{m.shape[0]} differs from the image size "
+                                                 f"{size[0]}x{size[1]}")
+            m = (m != 0).astype(np.uint8)
+            out = m if out is None else out | m
+        return out
+
+    def load_view(self, subject: str, view_id: str, frame: str) -> View:
+        """Undistorted image (H,W,3) uint8 and mask (H,W) bool at raw resolution, with the undistorted camera."""
+        index = self._index(subject, frame)
+        cam = self.camera(subject, view_id)
+        ipath = self._image_path(subject, view_id, index)
+        img = _decode_image(ipath, "image")
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+            raise DatasetError(ipath, "image", f"expected an 8-bit RGB image, got {img.dtype} {img.shape}")
+        if img.shape[:2] != (cam.height, cam.width):
+            raise DatasetError(ipath, "image", f"size {img.shape[1]}x{img.shape[0]} differs from the view's "
+                                               f"first frame ({cam.width}x{cam.height})")
+        img = self._undistort(subject, view_id, np.ascontiguousarray(img[..., :3]))
+        mask = self._undistort(subject, view_id, self._raw_mask(subject, view_id, index, (cam.width, cam.height)))
+        return View(image=img, mask=mask != 0, camera=cam, view_id=view_id)
+
+    def load_ignore_band(self, subject: str, view_id: str, frame: str) -> np.ndarray:
+        """Neural Body / NHP's ignore band (H,W) bool: pixels a 5x5 dilation adds or erosion removes, marked 100 on
+        the raw mask, then undistorted with it (pixels still exactly 100 count, as their ``msk == 100``)."""
+        index = self._index(subject, frame)
+        cam = self.camera(subject, view_id)
+        m = self._raw_mask(subject, view_id, index, (cam.width, cam.height))
+        kernel = np.ones((IGNORE_BORDER, IGNORE_BORDER), np.uint8)
+        m = m.copy()
+        m[(cv2.dilate(m, kernel) - cv2.erode(m, kernel)) == 1] = 100
+        return self._undistort(subject, view_id, m) == 100
+
+    def _body_dirs(self, subject: str) -> tuple[Path, Path]:
+        sdir = self.root / subject
+        new = (sdir / "new_params", sdir / "new_vertices")
+        old = (sdir / "params", sdir / "vertices")
+        if self.smpl_mode == "new" or (self.smpl_mode == "auto" and new[0].is_dir() and new[1].is_dir()):
+            return new
+        return old
+
+    def _subject_faces(self, subject: str) -> np.ndarray:
+        if subject in self._faces:
+            return self._faces[subject]
+        candidates = [self.faces_path] if self.faces_path is not None else [
+            self.root / subject / "lbs" / "faces.npy", self.root / "smpl_faces.npy"]
+        for path in candidates:
+            if path.is_file():
+                try:
+                    faces = np.load(path, allow_pickle=False)
+                except Exception as e:  # np.load raises many kinds
+                    raise DatasetError(path, None, f"cannot load body faces ({type(e).__name__}: {e})")
+                if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+                    raise DatasetError(path, None, f"faces must be an (F,3) integer array, got {faces.dtype} "
+                                                   f"{faces.shape}")
+                self._faces[subject] = faces.astype(np.int64)
+                return self._faces[subject]
+        raise DatasetError(candidates[0], None,
+                           "ZJU-MoCap ships SMPL vertices without faces: save SMPL's (13776,3) face array (the 'f' "
+                           f"of SMPL_NEUTRAL.pkl) as {self.root / 'smpl_faces.npy'}, or pass faces=PATH to the reader")
+
+    def load_body(self, subject: str, frame: str) -> Body:
+        """SMPL vertices (world, metres) and parameters of one frame, with faces and (if present) the rest pose.
+
+        ``params``: the raw ``poses`` (72,), ``Rh``, ``Th``, ``shapes`` plus the bench names ``global_orient`` = Rh
+        (the SMPL frame's rotation into the world), ``transl`` = Th, ``betas`` = shapes. World = R(Rh) v + Th.
+        """
+        index = self._index(subject, frame)
+        number = self._subject_layout(subject)["numbers"][index]
+        pdir, vdir = self._body_dirs(subject)
+        vpath = vdir / f"{number}.npy"
+        if not vpath.is_file():
+            raise DatasetError(vpath, None, f"body vertices of frame {frame} are missing (smpl mode {self.smpl_mode!r})")
+        try:
+            verts = np.asarray(np.load(vpath, allow_pickle=False), dtype=np.float64)
+        except Exception as e:  # np.load raises many kinds
+            raise DatasetError(vpath, None, f"cannot load body vertices ({type(e).__name__}: {e}); the file is corrupt")
+        if verts.ndim != 2 or verts.shape[1] != 3:
+            raise DatasetError(vpath, None, f"vertices must be (V,3), got {verts.shape}")
+        if not np.all(np.isfinite(verts)):
+            raise DatasetError(vpath, None, "vertices contain NaN or inf")
+        ppath = pdir / f"{number}.npy"
+        raw = _load_npy_dict(ppath, "body parameter")
+        params = {}
+        for key in ("Rh", "Th"):
+            if key not in raw:
+                raise DatasetError(ppath, key, "missing (needs Rh, Th; poses and shapes are kept when present)")
+        for key, value in raw.items():
+            try:
+                arr = _to_numpy(value)
+            except (TypeError, ValueError) as e:
+                raise DatasetError(ppath, str(key), f"not numeric ({e})")
+            if not np.all(np.isfinite(arr)):
+                raise DatasetError(ppath, str(key), "contains NaN or inf")
+            params[str(key)] = arr
+        for key in ("Rh", "Th"):
+            if params[key].size != 3:
+                raise DatasetError(ppath, key, f"expected 3 values, got shape {params[key].shape}")
+        params["global_orient"] = params["Rh"].reshape(3)
+        params["transl"] = params["Th"].reshape(3)
+        if "shapes" in params:
+            params["betas"] = params["shapes"].reshape(-1)
+        scale = float(params.pop("scale", np.ones(1)).reshape(-1)[0])  # bench extension; real ZJU: 1
+        faces = self._subject_faces(subject)
+        if faces.max() >= len(verts):
+            raise DatasetError(vpath, None, f"faces index vertex {faces.max()} but the body has {len(verts)} vertices")
+        canonical = None
+        tpath = self.root / subject / "lbs" / "tvertices.npy"
+        if tpath.is_file():
+            try:
+                canonical = np.asarray(np.load(tpath, allow_pickle=False), dtype=np.float64)
+            except Exception as e:  # np.load raises many kinds
+                raise DatasetError(tpath, None, f"cannot load rest-pose vertices ({type(e).__name__}: {e})")
+            if canonical.shape != verts.shape:
+                raise DatasetError(tpath, None, f"rest pose has shape {canonical.shape}, posed body {verts.shape}")
+        return Body(vertices=verts, faces=faces, params=params, scale=scale, canonical_vertices=canonical)
+
+    def load_sample(self, subject: str, frame: str, view_ids: list[str] | None = None,
+                    with_body: bool = True) -> Sample:
+        ids = self.view_ids(subject) if view_ids is None else list(view_ids)
+        views = {v: self.load_view(subject, v, frame) for v in ids}
+        return Sample(subject=subject, frame=frame, views=views,
+                      body=self.load_body(subject, frame) if with_body else None)
+
+    def info(self) -> dict:
+        """``bench-info.json`` (generator metadata, split, protocol overrides) or ``{}`` for real ZJU-MoCap."""
+        path = self.root / INFO_FILE
+        if not path.exists():
+            return {}
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DatasetError(path, None, f"cannot parse JSON ({e}); regenerate the dataset")
+        if not isinstance(info, dict):
+            raise DatasetError(path, None, "must hold a JSON object")
+        return info
+
+    # --- full check ---------------------------------------------------------------------------------------
+    def check(self, subject: str | None = None) -> dict:
+        """Decode and validate every file (of one subject or all); collect problems instead of stopping.
+
+        Returns ``{"root", "ok", "errors": [str], "subjects": {name: {"views", "frames", "images", "bodies",
+        "errors": [str]}}}``.
+        """
+        report: dict = {"root": str(self.root), "errors": [], "subjects": {}}
+        try:
+            self.split()
+        except DatasetError as e:
+            report["errors"].append(str(e))
+        names = [subject] if subject is not None else self.subjects()
+        for s in names:
+            rep = {"views": 0, "frames": 0, "images": 0, "bodies": 0, "errors": []}
+            report["subjects"][s] = rep
+            try:
+                views, frames = self.view_ids(s), self.frames(s)
+            except DatasetError as e:
+                rep["errors"].append(str(e))
+                continue
+            rep["views"], rep["frames"] = len(views), len(frames)
+            for f in frames:
+                try:
+                    self.load_body(s, f)
+                    rep["bodies"] += 1
+                except DatasetError as e:
+                    rep["errors"].append(str(e))
+                for v in views:
+                    try:
+                        self.load_view(s, v, f)
+                        rep["images"] += 1
+                    except DatasetError as e:
+                        rep["errors"].append(str(e))
+        report["ok"] = not report["errors"] and all(not r["errors"] for r in report["subjects"].values())
+        return report

@@ -1,0 +1,147 @@
+"""Write the ZJU-MoCap on-disk layout (the synthetic generator and test fixtures use it).
+
+Produces what Neural Body / NHP and :class:`bench.datasets.zjumocap.ZJUMoCapReader` read::
+
+    <root>/bench-info.json                              bench extension: split, generator metadata, protocol overrides
+    <root>/<CoreView_XXX>/annots.npy                    {"cams": {"K","D","R","T"} lists, "ims": [{"ims": [...]}]}
+    <root>/<CoreView_XXX>/Camera_B<n>/<FFFFFF>.jpg      most sequences: 0-based 6-digit frame numbers
+    <root>/<CoreView_XXX>/Camera (<n>)/CoreView_XXX_Camera_(<n>)_<FFFF>_<date>_<time>.jpg   313/315: 1-based
+    <root>/<CoreView_XXX>/mask_cihp/<camera folder>/<image stem>.png     parsing labels, 0 = background
+    <root>/<CoreView_XXX>/mask/<camera folder>/<image stem>.png          optional 0/255 matte
+    <root>/<CoreView_XXX>/new_params/<i>.npy            {"poses" (1,72), "Rh" (1,3), "Th" (1,3), "shapes" (1,10)}
+    <root>/<CoreView_XXX>/new_vertices/<i>.npy          (V,3) posed body vertices, world, metres
+    <root>/<CoreView_XXX>/lbs/faces.npy, lbs/tvertices.npy   body faces and rest-pose vertices (Animatable NeRF's files)
+
+``<i>`` is the number in the image file name (0-based for Camera_B sequences, 1-based for 313/315), as Neural Body
+indexes ``params/`` and ``vertices/``. Cameras are bench :class:`Camera` (OpenCV, metres) and stored as ZJU does:
+world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1). Files are written atomically.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from .camera import Camera
+from .genebody_writer import INFO_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
+from .meshio import atomic_write_bytes
+
+#: sequences whose cameras live in "Camera (N)" folders with long, 1-based file names (and 21 cameras)
+PAREN_SUBJECTS = frozenset({"CoreView_313", "CoreView_315"})
+#: camera ids (0-based) that 313 and 315 lack: Camera (20) and Camera (21)
+PAREN_MISSING_VIEWS = frozenset({"19", "20"})
+_TIMESTAMP = "2019-08-23_16-08-50.592"
+
+
+def uses_paren_naming(subject: str) -> bool:
+    return subject in PAREN_SUBJECTS
+
+
+def camera_folder(view_id: str, paren: bool) -> str:
+    """``"Camera_B<n>"`` or ``"Camera (<n>)"`` for the 2-digit 0-based camera id (n = id + 1)."""
+    n = int(view_id) + 1
+    return f"Camera ({n})" if paren else f"Camera_B{n}"
+
+
+def image_name(subject: str, view_id: str, number: int, paren: bool) -> str:
+    """File name of frame ``number`` (the integer Neural Body reads back: 0-based, or 1-based for 313/315)."""
+    if paren:
+        return f"{subject}_Camera_({int(view_id) + 1})_{number:04d}_{_TIMESTAMP}.jpg"
+    return f"{number:06d}.jpg"
+
+
+def _npy_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.array(obj, dtype=object) if isinstance(obj, dict) else obj, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _encode(ext: str, img: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, data = cv2.imencode(ext, img, params or [])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {ext}")
+    return data.tobytes()
+
+
+def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera], ims: Sequence[Sequence[str]]) -> Path:
+    """``annots.npy``: camera lists in ``ims`` column order and the per-frame relative image paths.
+
+    ``cameras``: view id -> Camera (the order of ``ims[f]`` must follow sorted view ids); ``ims[f]``: relative
+    paths of frame ``f``, one per camera.
+    """
+    ids = sorted(cameras)
+    for f, row in enumerate(ims):
+        if len(row) != len(ids):
+            raise ValueError(f"frame {f} has {len(row)} image paths for {len(ids)} cameras")
+    cams = {"K": [], "D": [], "R": [], "T": []}
+    for vid in ids:
+        cam = cameras[vid]
+        cams["K"].append(cam.K.copy())
+        cams["D"].append(cam.dist.reshape(5, 1).copy())
+        cams["R"].append(cam.R.copy())
+        cams["T"].append(cam.t.reshape(3, 1) * 1000.0)  # ZJU stores millimetres
+    annots = {"cams": cams, "ims": [{"ims": [str(p) for p in row]} for row in ims]}
+    path = Path(subject_dir) / "annots.npy"
+    atomic_write_bytes(path, _npy_bytes(annots))
+    return path
+
+
+def write_view(subject_dir: str | Path, rel_path: str, image: np.ndarray, parsing: np.ndarray,
+               matte: np.ndarray | None = None, jpeg_quality: int = 95) -> Path:
+    """``<rel_path>`` (RGB uint8 (H,W,3) as JPEG), ``mask_cihp/<stem>.png`` (uint8 parsing labels, 0 =
+    background) and, when given, ``mask/<stem>.png`` (bool/uint8 matte, written 0/255)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H,W,3), got {image.dtype} {image.shape}")
+    parsing = np.asarray(parsing)
+    if parsing.shape != image.shape[:2]:
+        raise ValueError(f"parsing mask shape {parsing.shape} does not match image {image.shape[:2]}")
+    subject_dir = Path(subject_dir)
+    stem = rel_path.rsplit(".", 1)[0]
+    atomic_write_bytes(subject_dir / rel_path, _encode(".jpg", np.ascontiguousarray(image[..., ::-1]),
+                                                       [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
+    atomic_write_bytes(subject_dir / "mask_cihp" / f"{stem}.png", _encode(".png", parsing.astype(np.uint8)))
+    if matte is not None:
+        matte = np.asarray(matte)
+        if matte.shape != image.shape[:2]:
+            raise ValueError(f"matte shape {matte.shape} does not match image {image.shape[:2]}")
+        fg = matte if matte.dtype == bool else matte > (128 if matte.max(initial=0) > 1 else 0)
+        atomic_write_bytes(subject_dir / "mask" / f"{stem}.png", _encode(".png", np.where(fg, 255, 0).astype(np.uint8)))
+    return subject_dir / rel_path
+
+
+def write_body(subject_dir: str | Path, index: int, vertices: np.ndarray, params: Mapping, new: bool = True
+               ) -> tuple[Path, Path]:
+    """``new_vertices/<i>.npy`` (V,3) and ``new_params/<i>.npy`` (dict; ``new=False``: ``vertices/``, ``params/``)."""
+    subject_dir = Path(subject_dir)
+    prefix = "new_" if new else ""
+    vpath = subject_dir / f"{prefix}vertices" / f"{int(index)}.npy"
+    ppath = subject_dir / f"{prefix}params" / f"{int(index)}.npy"
+    atomic_write_bytes(vpath, _npy_bytes(np.asarray(vertices, dtype=np.float32)))
+    atomic_write_bytes(ppath, _npy_bytes({str(k): np.asarray(v, dtype=np.float32) for k, v in params.items()}))
+    return vpath, ppath
+
+
+def write_lbs(subject_dir: str | Path, faces: np.ndarray, tvertices: np.ndarray | None = None) -> Path:
+    """``lbs/faces.npy`` (F,3) int and, when given, ``lbs/tvertices.npy`` (V,3) rest-pose vertices."""
+    d = Path(subject_dir) / "lbs"
+    atomic_write_bytes(d / "faces.npy", _npy_bytes(np.asarray(faces, dtype=np.int64)))
+    if tvertices is not None:
+        atomic_write_bytes(d / "tvertices.npy", _npy_bytes(np.asarray(tvertices, dtype=np.float32)))
+    return d / "faces.npy"
+
+
+_FOLDER_RE = (re.compile(r"^Camera_B(\d+)$"), re.compile(r"^Camera \((\d+)\)$"))
+
+
+def parse_camera_folder(folder: str) -> str | None:
+    """``"Camera_B8"`` / ``"Camera (8)"`` -> view id ``"07"``; None for anything else."""
+    for rx in _FOLDER_RE:
+        m = rx.match(folder)
+        if m and int(m.group(1)) >= 1:
+            return f"{int(m.group(1)) - 1:02d}"
+    return None

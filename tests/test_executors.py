@@ -250,6 +250,31 @@ def test_force_refuses_while_the_old_job_still_runs_and_unknown_state_needs_sque
         executors.execute([job], settings=_settings(), log_dir=tmp_path)
 
 
+@pytest.mark.timeout(60)
+def test_local_jobs_of_a_dead_driver_are_reattached(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    job = _job(tmp_path, "a/eval")
+    controller = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit-controller"])
+    try:
+        update_job(Path(job["dir"]), config_hash=job["config_hash"], status="running",
+                   scheduler={"kind": "local", "job_id": str(controller.pid), "folder": str(tmp_path / "old" / "%j"),
+                              "host": socket.gethostname()})
+        d = Driver([job], load_settings(None, "local"), tmp_path / "log")
+        d.start()
+        time.sleep(1.0)
+        assert d.is_alive(), "waits for the job the dead driver started instead of starting a second copy"
+        update_job(Path(job["dir"]), status="done")
+    finally:
+        controller.kill()
+        controller.wait()
+    d.join(20)
+    assert d.error is None and d.outcome.attached == ["a/eval"] and d.outcome.finished == ["a/eval"]
+    assert not list((tmp_path / "log").rglob("*_submitted.pkl"))
+
+
 # --- requeue contract and DDP -----------------------------------------------------------------------------------
 
 def test_checkpoint_resubmits_the_same_job():

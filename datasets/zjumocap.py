@@ -188,7 +188,7 @@ class ZJUMoCapReader:
                     raise DatasetError(path, f"cams/{key}/{i}", "contains NaN or inf")
             if K[0, 0] <= 0 or K[1, 1] <= 0:
                 raise DatasetError(path, f"cams/K/{i}", f"focal lengths must be positive, got {K[0, 0]}, {K[1, 1]}")
-            if not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
+            if not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0:
                 raise DatasetError(path, f"cams/R/{i}", "not a rotation matrix")
             d5 = np.zeros(5)
             d5[:min(5, D.size)] = D.reshape(-1)[:5]
@@ -222,6 +222,10 @@ class ZJUMoCapReader:
                 parts = str(rel).replace("\\", "/").split("/")
                 if len(parts) != 2 or parts[0] != folders[i]:
                     raise DatasetError(path, f"ims/{f}/ims/{i}", f"expected '{folders[i]}/<file>', got {rel!r}")
+                try:
+                    frame_number(parts[1])
+                except ValueError as e:
+                    raise DatasetError(path, f"ims/{f}/ims/{i}", str(e))
                 out.append(parts[1])
             names.append(out)
         result = {"cams": dict(zip(view_ids, parsed)), "folders": dict(zip(view_ids, folders)),

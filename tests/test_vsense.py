@@ -55,6 +55,15 @@ def test_layout_split_and_reprojection(vsense):
     assert r.check()["ok"]
 
 
+def test_regenerating_is_a_no_op(vsense):
+    before = {p: p.stat().st_mtime_ns for p in vsense.rglob("*.png")}
+    calls = []
+    generate_vsense(vsense, subjects=2, test_subjects=1, frames=1, width=64, height=64, voxel=0.03, fit_error=0.0,
+                    seed=2, progress=lambda d, n, m: calls.append(m))
+    assert all("already complete" in m for m in calls) and len(calls) == 2
+    assert {p: p.stat().st_mtime_ns for p in vsense.rglob("*.png")} == before
+
+
 def test_param_and_annots_cameras_agree(vsense, tmp_path):
     r = VSenseReader(vsense)
     param = np.load(vsense / "loot" / "PARAM" / "cam_05" / "000001.png.npy", allow_pickle=True).item()

@@ -142,6 +142,18 @@ def test_body_parameters_follow_zju_conventions(zju):
     assert ZJUMoCapReader(zju).check()["ok"]
 
 
+def test_same_people_as_the_genebody_generator(zju):
+    """CoreView_313 is played by synth_00: the rest body is exactly generate_genebody's synth_00 (same seed)."""
+    from bench.datasets.synthetic.generate import _subject_seed
+    from bench.datasets.synthetic.person import make_person
+
+    person = make_person("synth_00", _subject_seed(5, "synth_00").spawn(2)[0], voxel=0.03)
+    body = ZJUMoCapReader(zju).load_body("CoreView_313", "000000")
+    assert np.allclose(body.canonical_vertices, person.body_rest, atol=1e-6)
+    assert np.array_equal(body.faces, person.surfaces.body.faces)
+    assert json.loads((zju / "bench-info.json").read_text())["subjects"]["CoreView_387"]["person"] == "synth_01"
+
+
 def test_nhp_renamed_313_images_are_read(zju, tmp_path):
     root = _copy(zju, tmp_path, "CoreView_313")
     sdir = root / "CoreView_313"
@@ -322,3 +334,9 @@ def test_bench_run_mesh_blend_on_zju_with_nhp_protocol(zju, tmp_path, monkeypatc
     rep = CliRunner().invoke(main, ["report", str(tmp_path / "z")], catch_exceptions=False)
     assert rep.exit_code == 0 and "mesh-blend" in rep.output
     assert "zjumocap-nhp" in (tmp_path / "z" / "report.md").read_text()
+    # the Neural Body / NHP box masking on this run's own predictions folder (what the scorer will call)
+    assert write_box_masks(job / "predictions", ZJUMoCapReader(zju), "CoreView_387", (0.0, 0.0, 0.05)) == 6
+    boxed = masked_scores(job / "predictions", "smpl-box")
+    whole = {r["image"]: r["psnr"] for r in results["per_image"]}
+    assert set(boxed) == set(whole)
+    assert all(np.isfinite(v["psnr"]) and v["psnr"] < whole[k] for k, v in boxed.items())  # box: fewer easy pixels

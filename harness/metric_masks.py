@@ -32,6 +32,7 @@ import numpy as np
 from bench.datasets.camera import Camera
 
 MASK_DIR = "mask-box"
+LPIPS_MIN_SIZE = 32  # AlexNet / VGG pooling needs crops at least this big (real 512x512 crops are far larger)
 SSIM_SETTINGS = {"window": "uniform", "win_size": 7, "covariance": "sample", "data_range": 2.0,
                  "reference": "skimage compare_ssim(pred, gt, multichannel=True) on float images "
                               "(Neural Body / NHP evaluators)"}
@@ -96,7 +97,8 @@ def box_metrics(pred: np.ndarray, gt: np.ndarray, box: np.ndarray, mode: str = "
                 background: Sequence[float] = (0.0, 0.0, 0.0), lpips_models: Mapping | None = None) -> dict:
     """Metrics of one image pair (H,W,3) float in [0,1] under the box mask (H,W) bool; see the module notes.
 
-    Returns ``{"psnr", "ssim", "lpips_<net>"...}``; an empty box gives NaN for every metric.
+    Returns ``{"psnr", "ssim", "lpips_<net>"...}``; an empty box gives NaN for every metric, a crop smaller than
+    7 (SSIM) or 32 (LPIPS) pixels NaN for those.
     """
     if mode not in ("smpl-box", "smpl-box-whole"):
         raise ValueError(f"unknown metric mask {mode!r}")
@@ -118,6 +120,9 @@ def box_metrics(pred: np.ndarray, gt: np.ndarray, box: np.ndarray, mode: str = "
     out = {"psnr": float(-10.0 * np.log10(mse)) if mse > 0 else float("inf"),
            "ssim": _ssim(p, g) if min(p.shape[:2]) >= 7 else float("nan")}
     for net, model in (lpips_models or {}).items():
+        if min(p.shape[:2]) < LPIPS_MIN_SIZE:  # too small for the backbone's pooling: not a number, not a guess
+            out[f"lpips_{net}"] = float("nan")
+            continue
         out[f"lpips_{net}"] = float(np.asarray(model(p[None].astype(np.float32), g[None].astype(np.float32)))[0])
     return out
 

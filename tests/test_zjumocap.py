@@ -285,6 +285,25 @@ def test_box_mask_covers_the_projected_body_and_metrics_follow_neural_body(zju):
     assert np.isnan(box_metrics(pred, gt, np.zeros_like(box))["psnr"])
 
 
+def test_box_lpips_is_scored_on_the_box_crop(shared_weights):
+    from bench.harness.metrics import LPIPSMetric
+
+    rng = np.random.default_rng(1)
+    gt = cv2.resize(rng.uniform(0, 1, (12, 12, 3)), (96, 96), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    pred = np.clip(gt + rng.normal(0, 0.05, gt.shape), 0, 1)
+    box = np.zeros((96, 96), bool)
+    box[10:80, 30:72] = True
+    box[40:50, 20:30] = True  # not a rectangle: the crop is the bounding rectangle, zeros outside the box
+    alex = LPIPSMetric(net="alex", weights=str(shared_weights))
+    m = box_metrics(pred, gt, box, lpips_models={"alex": alex})
+    crop = lambda a: np.where(box[..., None], a, 0)[10:80, 20:72][None]  # noqa: E731
+    assert np.isclose(m["lpips_alex"], alex(crop(pred), crop(gt))[0], atol=1e-6) and m["lpips_alex"] > 0.005
+    assert box_metrics(gt, gt, box, lpips_models={"alex": alex})["lpips_alex"] < 1e-6
+    tiny = np.zeros_like(box)
+    tiny[10:30, 10:40] = True
+    assert np.isnan(box_metrics(pred, gt, tiny, lpips_models={"alex": alex})["lpips_alex"])  # below AlexNet's size
+
+
 def test_write_box_masks_and_masked_scores(zju, tmp_path):
     from bench.harness.atomic import write_json, write_png
 

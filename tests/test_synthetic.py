@@ -18,7 +18,7 @@ from bench.datasets.synthetic.camera_rig import aim_error_deg, ring_cameras
 from bench.datasets.synthetic.generate import MARKER, _subject_seed
 from bench.datasets.synthetic.person import make_person
 from bench.datasets.synthetic.render import project_batch, rasterize_culled
-from bench.datasets.synthetic.skeleton import J, Pose, Shape, pose_points, rest_skeleton
+from bench.datasets.synthetic.skeleton import J, Pose, Shape, rest_skeleton
 
 TINY = dict(subjects=2, test_subjects=1, frames=2, num_cameras=6, width=160, height=128, seed=7)
 

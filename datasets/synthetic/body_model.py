@@ -28,8 +28,8 @@ LABEL_NAMES = ("skin", "hair", "top", "bottom", "shoes")
 class Prim:
     """A tapered capsule with an elliptic cross-section (an ellipsoid when ``a == b`` and ``radii`` is set).
 
-    ``flat_axis``/``flat`` squash the cross-section along one direction (torso depth, flat hands); ``cap`` > 1
-    flattens the round end caps (``cap_a`` at a, ``cap_b`` at b); ``planes`` clip the solid: keep points with ``n . p <= offset``.
+    ``flat_axis``/``flat`` squash the cross-section along one direction (torso depth, flat hands); caps > 1
+    flatten the round ends (``cap_a`` at a, ``cap_b`` at b); ``planes`` clip the solid: keep ``n . p <= offset``.
     """
 
     a: np.ndarray
@@ -150,7 +150,6 @@ def skin_primitives(skel: RestSkeleton, shape: Shape) -> list[Prim]:
     b = shape.build * s
     z = np.array([0.0, 0.0, 1.0])
     y = np.array([0.0, 1.0, 0.0])
-    depth = 0.66 * shape.depth
     waist = 1.0 - 0.1 * shape.curves
     hips = shape.hips * (0.94 + 0.12 * shape.curves)
     # trunk: a chain of elliptic capsules through knots at the spine joints, radii and depth continuous across

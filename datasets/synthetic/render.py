@@ -132,7 +132,7 @@ def studio_background(rng: np.random.Generator, width: int, height: int) -> np.n
     tint = rng.uniform(-0.015, 0.015, size=3)
     y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     grad = base * (0.85 + 0.3 * y)
-    blot = cv2.resize(rng.normal(0, 0.025, size=(6, 8)).astype(np.float32), (width, height),
+    blot = cv2.resize(rng.normal(0, 0.015, size=(6, 8)).astype(np.float32), (width, height),
                       interpolation=cv2.INTER_CUBIC)
     floor = (y > rng.uniform(0.72, 0.85)).astype(np.float32) * rng.uniform(-0.04, 0.04)
     bg = (grad + blot + floor)[..., None] + tint

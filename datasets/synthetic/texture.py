@@ -107,8 +107,8 @@ class Pattern:
             m = _edge(0.28 - d, 0.04)
             return c0 + (c1 - c0) * m[:, None]
         if self.kind == "denim":  # fine diagonal twill
-            tw = 0.5 + 0.5 * np.sin(2 * np.pi * (p[:, 0] + p[:, 1] + p[:, 2]) / 0.006)
-            return c0 * (0.85 + 0.25 * tw[:, None])
+            tw = 0.5 + 0.5 * np.sin(2 * np.pi * (p[:, 0] + p[:, 1] + p[:, 2]) / 0.014)
+            return c0 * (0.92 + 0.14 * tw[:, None])
         raise ValueError(f"unknown pattern kind {self.kind!r}")
 
 
@@ -133,7 +133,7 @@ class Appearance:
         k = w * (len(_SKIN_TONES) - 1)
         i = min(int(k), len(_SKIN_TONES) - 2)
         skin = _SKIN_TONES[i] + (_SKIN_TONES[i + 1] - _SKIN_TONES[i]) * (k - i)
-        hair = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.85, 1.15)
+        hair = _HAIR[rng.choice(len(_HAIR), p=[0.25, 0.25, 0.15, 0.12, 0.09, 0.08, 0.06])] * rng.uniform(0.85, 1.15)
         top = Pattern.sample(rng, PATTERNS_TOP)
         bottom = Pattern.sample(rng, PATTERNS_BOTTOM)
         inner = Pattern.sample(rng, ("solid", "stripes"))

@@ -46,3 +46,4 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("BENCH_LPIPS_WEIGHTS", raising=False)
     monkeypatch.delenv("BENCH_METHODS", raising=False)
     monkeypatch.delenv("GENEBODY_ROOT", raising=False)
+    monkeypatch.setenv("BENCH_EXECUTOR_CONFIG", "")

@@ -106,14 +106,15 @@ def _write_subject(root: Path, person: Person, rng_seed: np.random.SeedSequence,
     gw.write_canonical(sdir, person.body_rest, person.surfaces.body.faces)
 
     backgrounds = [studio_background(r_bg, W, H) for _ in ids]  # a static studio, per camera
-    bank = np.round(r_noise.normal(0.0, 1.3, size=(H + 16, W + 16, 3))).astype(np.int16)  # sensor noise
+    bank = np.round(r_noise.normal(0.0, 1.3, size=(H + 16, W + 16, 3)))  # sensor noise, drawn once per subject
+    up, down = np.clip(bank, 0, 255).astype(np.uint8), np.clip(-bank, 0, 255).astype(np.uint8)
     renderer = PersonRenderer(person.surfaces.clothed.vertices, person.surfaces.clothed.faces,
                               person.surfaces.clothed.labels, person.appearance, person.layout)
     fit_rms = []
     for fi, frame in enumerate(frames):
         pose = true_poses[fi]
         offs = r_noise.integers(0, 16, size=(len(ids), 2))
-        noise = [bank[y:y + H, x:x + W] for y, x in offs]
+        noise = [(up[y:y + H, x:x + W], down[y:y + H, x:x + W]) for y, x in offs]
         views = renderer.render(person.clothed_world(pose), cam_list, backgrounds, noise)
         for vid, (image, mask) in zip(ids, views):
             gw.write_view(sdir, vid, frame, image, mask, jpeg_quality=settings["jpeg_quality"])

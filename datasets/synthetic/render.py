@@ -67,15 +67,20 @@ class Atlas:
         w, h = self.size[b]
         return array[:h, self.x0[b]:self.x0[b] + w]
 
+    def placement(self, b: int, height: int, width: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(image slices, window slices) of the part of camera ``b``'s window that lies inside its image."""
+        w, h = (int(c) for c in self.size[b])
+        x, y = (int(c) for c in self.offset[b])
+        xa, ya = min(max(x, 0), width), min(max(y, 0), height)
+        xb, yb = max(min(x + w, width), xa), max(min(y + h, height), ya)
+        x0 = int(self.x0[b])
+        return (slice(ya, yb), slice(xa, xb)), (slice(ya - y, yb - y), slice(x0 + xa - x, x0 + xb - x))
+
     def to_image(self, b: int, array: np.ndarray, height: int, width: int) -> np.ndarray:
         """Camera ``b``'s window of a canvas-shaped ``array`` pasted into an all-zero (height,width,...) image."""
-        win = self.window(b, array)
         out = np.zeros((height, width) + array.shape[2:], array.dtype)
-        x, y = (int(c) for c in self.offset[b])
-        xa, ya = max(x, 0), max(y, 0)  # the part of the window inside the image
-        xb, yb = min(x + win.shape[1], width), min(y + win.shape[0], height)
-        if xb > xa and yb > ya:
-            out[ya:yb, xa:xb] = win[ya - y:yb - y, xa - x:xb - x]
+        img_sl, win_sl = self.placement(b, height, width)
+        out[img_sl] = array[win_sl]
         return out
 
 
@@ -139,6 +144,13 @@ def studio_background(rng: np.random.Generator, width: int, height: int) -> np.n
     return np.clip(np.round(bg * 255), 0, 255).astype(np.uint8)
 
 
+def _add_noise(img: np.ndarray, noise) -> np.ndarray:
+    if isinstance(noise, tuple):
+        up, down = noise
+        return cv2.subtract(cv2.add(img, up), down)  # saturating uint8 arithmetic
+    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
 class PersonRenderer:
     """Colour images and masks of one subject's clothed surface."""
 
@@ -154,8 +166,8 @@ class PersonRenderer:
                noise: Sequence[np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Posed world vertices (V,3) -> (image (H,W,3) uint8, mask (H,W) bool) per camera, in order.
 
-        ``backgrounds``: per camera (H,W,3) uint8; ``noise``: per camera (H,W,3) int16 sensor noise added to
-        every pixel (or None).
+        ``backgrounds``: per camera (H,W,3) uint8; ``noise``: per camera sensor noise added to every pixel (or None),
+        either (H,W,3) int16 or, faster, a pair of (H,W,3) uint8 arrays (added, subtracted).
         """
         vertices = np.asarray(vertices, dtype=np.float64)
         normals_v = vertex_normals(vertices, self.faces)
@@ -174,9 +186,11 @@ class PersonRenderer:
                 lab = self.labels[tri[np.arange(len(f)), np.argmax(b, axis=1)]]
                 colours[hit] = np.round(shade(albedo(self.app, self.layout, canon, lab), n) * 255)
             for k in range(len(atlas.x0)):
-                mask = atlas.to_image(k, hit, H, W)
+                img_sl, win_sl = atlas.placement(k, H, W)
+                mask = np.zeros((H, W), bool)
+                mask[img_sl] = hit[win_sl]
                 img = backgrounds[s + k].copy()
-                img[mask] = atlas.to_image(k, colours, H, W)[mask]
+                np.copyto(img[img_sl], colours[win_sl], where=hit[win_sl][..., None])
                 if noise is not None:
-                    img = np.clip(img.astype(np.int16) + noise[s + k], 0, 255).astype(np.uint8)
+                    img = _add_noise(img, noise[s + k])
                 yield img, mask

@@ -74,20 +74,28 @@ def data():
 
 
 @data.command("synth")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("data/genebody-synth"), show_default=True)
-@click.option("--subjects", type=int, default=4, show_default=True, help="number of people")
-@click.option("--test-subjects", type=int, default=1, show_default=True)
-@click.option("--frames", type=int, default=4, show_default=True)
-@click.option("--cameras", type=int, default=48, show_default=True)
-@click.option("--width", type=int, default=612, show_default=True)
-@click.option("--height", type=int, default=512, show_default=True)
-@click.option("--fit-error", type=float, default=0.015, show_default=True, help="RMS body-fit error, metres")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="default: data/<layout>-synth (data/genebody-synth for GeneBody)")
+@click.option("--layout", type=click.Choice(["genebody", "zjumocap", "vsense"]), default="genebody", show_default=True,
+              help="on-disk layout to write the synthetic people in")
+@click.option("--subjects", type=int, default=None, help="number of people (layout default)")
+@click.option("--test-subjects", type=int, default=None, help="people in the test split (genebody, vsense)")
+@click.option("--frames", type=int, default=None)
+@click.option("--cameras", type=int, default=None, help="layout default: 48 genebody, 23 zjumocap, 36 vsense")
+@click.option("--width", type=int, default=None)
+@click.option("--height", type=int, default=None)
+@click.option("--fit-error", type=float, default=None, help="RMS body-fit error, metres (default 0.015)")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_synth(out, subjects, test_subjects, frames, cameras, width, height, fit_error, seed):
-    """Write synthetic people in the real GeneBody on-disk layout."""
-    synth(out, subjects=subjects, test_subjects=test_subjects, frames=frames, num_cameras=cameras, width=width,
-          height=height, fit_error=fit_error, seed=seed)
-    console.print(f"wrote GeneBody-format synthetic data to [bold]{out}[/]")
+def data_synth(out, layout, subjects, test_subjects, frames, cameras, width, height, fit_error, seed):
+    """Write synthetic people in a real dataset's on-disk layout (GeneBody by default)."""
+    kwargs = {"subjects": subjects, "test_subjects": test_subjects, "frames": frames, "num_cameras": cameras,
+              "width": width, "height": height, "fit_error": fit_error}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if layout == "zjumocap" and "test_subjects" in kwargs:
+        _fail("--test-subjects does not apply to the ZJU-MoCap layout (its split is by subject name)")
+    out = out or Path(f"data/{layout}-synth")
+    synth(out, layout=layout, seed=seed, **kwargs)
+    console.print(f"wrote {layout}-format synthetic data to [bold]{out}[/]")
 
 
 def _attach_download():
@@ -141,18 +149,22 @@ def data_check(root, dataset):
         sys.exit(1)
 
 
-def synth(out: Path, **kwargs) -> Path:
+def synth(out: Path, layout: str = "genebody", **kwargs) -> Path:
     from rich.progress import Progress
 
-    from bench.datasets.synthetic import generate_genebody
+    if layout == "genebody":
+        from bench.datasets.synthetic import generate_genebody as generate
+    else:
+        from bench.datasets.synthetic import layouts
 
+        generate = {"zjumocap": layouts.generate_zjumocap, "vsense": layouts.generate_vsense}[layout]
     with Progress(console=console) as bar:
-        task = bar.add_task("synthesising people", total=None)
+        task = bar.add_task(f"synthesising people ({layout} layout)", total=None)
 
         def progress(done, total, *_):
             bar.update(task, completed=done, total=total)
 
-        return generate_genebody(out, progress=progress, **kwargs)
+        return generate(out, progress=progress, **kwargs)
 
 
 def _run(method, dataset, root, protocol, subjects, run, output, executor, force, preset, sets, checkpoint,

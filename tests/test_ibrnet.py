@@ -37,7 +37,7 @@ def test_training_reduces_render_error(data):
     before = mse_on(m, data)
     stats = [m.train_iteration(i) for i in range(25)]
     after = mse_on(m, data)
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.75 * before, (before, after)
     assert stats[-1]["rays"] == 256 and np.isfinite(stats[-1]["loss"]) and "psnr" in stats[-1]
 
 

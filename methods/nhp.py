@@ -214,8 +214,10 @@ class NHP:
         self.optimizer = None
         self.step = self.loaded_step or 0
         if train_data is not None:
+            # freeze_encoder freezes the ResNet only; the 1x1 reduction to vertex features always trains
             params = [p for n, p in self.model.named_parameters()
-                      if not (self.config["freeze_encoder"] and n.startswith("encoder."))]
+                      if not (self.config["freeze_encoder"] and n.startswith("encoder.")
+                              and not n.startswith("encoder.reduction."))]
             self.optimizer = torch.optim.Adam(params, lr=float(self.config["lr"]))
             if state is not None:
                 if state.get("optimizer") is not None:
@@ -271,6 +273,10 @@ class NHP:
                                  f"has a different vertex count; temporal fusion matches vertices by index")
             frames.append((nb.sources, nb.body))
         srcs = [nc.SourceViews.from_views(views, self.device) for views, _ in frames]
+        sizes = {tuple(s.images.shape[1:]) for s in srcs}
+        if len(sizes) != 1:
+            raise ValueError(f"nhp: {request.subject}/{request.frame}: neighbour frames' source images must match the "
+                             f"request's size, got {sorted(sizes)}")
         images = torch.cat([apply_jitter(s.images, s.masks, jitter) for s in srcs])
         pix, hold = self.model.encode(images)
         S = len(srcs[0])

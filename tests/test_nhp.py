@@ -154,6 +154,17 @@ def test_config_errors_name_the_key(tmp_path):
         NHP(config_overrides={**TINY, "encoder_weights": str(tmp_path / "missing.pth")})
 
 
+def test_imagenet_weights_load_from_a_local_torchvision_file(tmp_path):
+    import torchvision
+
+    sd = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(sd, tmp_path / "resnet18.pth")
+    m = NHP(config_overrides={**TINY, "encoder_weights": str(tmp_path / "resnet18.pth")})
+    assert m.get_info()["hparams"]["encoder_init"].startswith("imagenet")
+    assert torch.equal(m.model.encoder.conv1.weight, sd["conv1.weight"])
+    assert NHP(config_overrides=TINY).get_info()["hparams"]["encoder_init"].startswith("random")
+
+
 def test_temporal_window_uses_neighbour_frames_only_when_enabled(toy):
     moved = toy_body(offset=(0.05, 0.0, 0.0))
     neighbour = NeighbourFrame(sources=[render_view(moved, toy.cams[i], f"{i:02d}") for i in toy.source_ids],

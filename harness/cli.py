@@ -139,7 +139,8 @@ def data_check(root, dataset):
                 ok_protocols.append(pname)
             except ValueError:
                 pass
-        missing = sorted(set(f"{i:02d}" for i in range(48)) - set(views)) if views else []
+        # GeneBody has 48 cameras per subject; other datasets vary per subject, so only GeneBody gets this column
+        missing = sorted(set(f"{i:02d}" for i in range(48)) - set(views)) if views and dataset == "genebody" else []
         t.add_row(name, split.get(name, "-"), str(len(views)), str(sub.get("frames", 0)),
                   ",".join(missing) or "-", str(len(sub.get("errors") or [])), ", ".join(ok_protocols) or "none")
     console.print(t)

@@ -108,7 +108,7 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     reader = open_dataset(job["dataset"], job["root"])
     protocol = _protocol(job, reader)
     subject = job["subject"]
-    frames = protocol.frames(reader.frames(subject))
+    frames = protocol.frames(reader.frames(subject), subject=subject)
     views = reader.view_ids(subject)
     source_ids = protocol.sources(views)
     target_ids = protocol.targets(views)
@@ -165,6 +165,10 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
             write_progress(job_dir, done, total, "render")
             if progress is not None:
                 progress(done, total, {})
+    if protocol.metric_mask != "none":  # Neural Body / NHP: metrics inside the projected 3D body box
+        from .metric_masks import write_box_masks
+
+        write_box_masks(pred, reader, subject, protocol.box_padding)
     t0 = time.perf_counter()
     write_progress(job_dir, total, total, "score")
     results = score_predictions(pred, lpips_source=job.get("lpips_weights"), device=job.get("device", "cpu"),

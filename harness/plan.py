@@ -15,9 +15,12 @@ def plan_run(*, methods: list[str], dataset: str, root: Path, reader, protocol: 
              protocol_overrides: dict | None = None, device: str = "cpu", lpips_weights: str | None = None,
              lpips_nets: tuple[str, ...] = ("alex",), threads: int | None = None, seed: int = 0) -> list[dict]:
     """Jobs in dependency order: a learned method's training job comes before its evaluation jobs."""
-    test_subjects = subjects or reader.subjects("test")
+    from bench.datasets.protocols import get_protocol
+
+    split = get_protocol(protocol).split
+    test_subjects = subjects or reader.subjects(split)
     if not test_subjects:
-        raise ValueError(f"{root}: no test subjects (genebody_split.npy 'test' is empty); pass --subjects")
+        raise ValueError(f"{root}: no subjects in split {split!r} for protocol {protocol}; pass --subjects")
     unknown = sorted(set(test_subjects) - set(reader.subjects()))
     if unknown:
         raise ValueError(f"{root}: unknown subject(s) {', '.join(unknown)}; available: {', '.join(reader.subjects())}")

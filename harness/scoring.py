@@ -97,6 +97,18 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
                 row[f"lpips_{net}"] = None
             rows.append(row)
 
+    masked_settings = None
+    proto = info.get("protocol") or {}
+    mode = proto.get("metric_mask", "none")
+    if mode != "none":  # PSNR inside the box mask, SSIM/LPIPS on its bounding rectangle (Neural Body's evaluator)
+        from .metric_masks import masked_metric_settings, masked_scores
+
+        boxed = masked_scores(pred_dir, mode, proto.get("background", (0, 0, 0)), lpips_models,
+                              names=[p.stem for p in preds])
+        for row in rows:
+            row.update(boxed[row["image"]])
+        masked_settings = masked_metric_settings(mode, proto.get("box_padding"))
+
     metric_names = ["psnr", "ssim"] + [f"lpips_{n}" for n in nets]
     means = {}
     for m in metric_names:
@@ -106,7 +118,8 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
         "method": info.get("method"), "dataset": info.get("dataset"), "subject": info.get("subject"),
         "protocol": info.get("protocol"), "config_hash": info.get("config_hash"),
         "n_images": len(rows), "metrics": means, "per_image": rows,
-        "metric_settings": {**metric_settings(list(lpips_models.values())), "lpips_requested": list(nets)},
+        "metric_settings": {**metric_settings(list(lpips_models.values())), "lpips_requested": list(nets),
+                            **({"metric_mask": masked_settings} if masked_settings else {})},
         "lpips_missing": lpips_missing,
         "predictions_sha256": folder_digest(preds), "ground_truth_sha256": folder_digest(gts),
         "scored": time.strftime("%Y-%m-%dT%H:%M:%S"),

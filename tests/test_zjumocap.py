@@ -353,9 +353,13 @@ def test_bench_run_mesh_blend_on_zju_with_nhp_protocol(zju, tmp_path, monkeypatc
     rep = CliRunner().invoke(main, ["report", str(tmp_path / "z")], catch_exceptions=False)
     assert rep.exit_code == 0 and "mesh-blend" in rep.output
     assert "zjumocap-nhp" in (tmp_path / "z" / "report.md").read_text()
-    # the Neural Body / NHP box masking on this run's own predictions folder (what the scorer will call)
-    assert write_box_masks(job / "predictions", ZJUMoCapReader(zju), "CoreView_387", (0.0, 0.0, 0.05)) == 6
+    # the job wrote the Neural Body / NHP box masks and the scorer used them: the recorded PSNR is the in-box one
+    assert len(list((job / "predictions" / "mask-box").glob("*.png"))) == 6
+    assert write_box_masks(job / "predictions", ZJUMoCapReader(zju), "CoreView_387", (0.0, 0.0, 0.05)) == 0
+    assert results["metric_settings"]["metric_mask"]["metric_mask"] == "smpl-box"
     boxed = masked_scores(job / "predictions", "smpl-box")
-    whole = {r["image"]: r["psnr"] for r in results["per_image"]}
-    assert set(boxed) == set(whole)
-    assert all(np.isfinite(v["psnr"]) and v["psnr"] < whole[k] for k, v in boxed.items())  # box: fewer easy pixels
+    scored = {r["image"]: r["psnr"] for r in results["per_image"]}
+    assert set(boxed) == set(scored)
+    assert all(np.isfinite(v["psnr"]) and abs(v["psnr"] - scored[k]) < 1e-9 for k, v in boxed.items())
+    whole = masked_scores(job / "predictions", "smpl-box-whole")
+    assert all(whole[k]["psnr"] > v["psnr"] for k, v in boxed.items())  # the whole image has more easy pixels

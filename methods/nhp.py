@@ -52,6 +52,9 @@ Deviations from the paper / official code:
 * The body box is the vertex box grown by ``box_padding`` x its longest side on every face (0.03 ~ 5 cm for a
   1.7 m person); NHP pads 5 cm along the world z axis only (ZJU-specific). The voxel grid uses the root
   orientation about the vertex-box centre instead of ZJU's (Rh, Th); only the rotation matters for the grid.
+* The density layer starts at a constant 0.1 (weights zero) instead of PyTorch's default init: with the default,
+  relu(sigma) is zero for every input for some seeds (4 of 6 at the tiny test widths, 2 of 6 at the paper's),
+  and such a model never gets a density gradient.
 * Source-view count is whatever the protocol provides (GeneBody 4; NHP trains with 3 random views).
 """
 from __future__ import annotations
@@ -197,8 +200,9 @@ class NHP:
         self.config = nc.merge_config(DEFAULTS, saved, config_overrides, METHOD_ID)
         self._check_config()
         self.device = nc.resolve_device(self.config["device"])
-        torch.manual_seed(int(self.config["seed"]))  # weight init is reproducible
-        self.model = NHPNet(self.config).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # reproducible weight init without touching the global RNG
+            torch.manual_seed(int(self.config["seed"]))
+            self.model = NHPNet(self.config).to(self.device)
         self.checkpoint = str(checkpoint) if checkpoint is not None else None
         self.loaded_step = None
         self.encoder_init = "random (no encoder_weights; the paper uses ImageNet weights)"

@@ -20,6 +20,7 @@ from bench.datasets.rasterize import project_vertices, rasterize_mesh
 from . import nerf_common as nc
 from .nhp_sparse import SkeletalVolume, SparseGrid
 
+DENSITY_INIT = 0.1  # initial density (1/m), see the nhp module docstring
 _LATENT = {1: 64, 2: 128, 3: 256, 4: 512}  # ResNet-18/34 stem + layer1..3 channels, concatenated
 
 
@@ -183,6 +184,9 @@ class NHPNet(nn.Module):
         self.rgb_fc = nn.Linear(Wc, 3)
         self.image_scale = float(cfg["image_scale"])
         self.attn_scale = 1.0 / math.sqrt(A)
+        with torch.no_grad():  # deviation: density starts at a small constant, so its ReLU is alive everywhere
+            self.alpha_fc.weight.zero_()
+            self.alpha_fc.bias.fill_(DENSITY_INIT)
 
     # --- per frame ---
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,7 @@ from nerf_toy_scene import ToyTrainData, render_view, toy_body
 
 TINY = {"num_layers": 2, "embed_size": 8, "volume_channels": [8, 8, 8, 16, 16], "width": 32, "attn_dim": 16,
         "rgb_width": 16, "n_coarse": 8, "n_fine": 8, "n_rays": 64, "voxel_size": 0.08, "color_jitter": False,
-        "lr": 2e-3, "time_steps": 1, "bn_momentum": 0.1, "render_chunk": 256}
+        "lr": 5e-3, "time_steps": 1, "bn_momentum": 0.1, "render_chunk": 256}
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,8 @@ Model, following the paper and the official code (``YoungJoongUNC/Neural_Human_P
   excluded. Colour jitter (brightness 0.2-2, contrast 0.3-2, saturation 0.2-2, hue +-0.5, one draw applied to
   target and sources alike, background re-masked) as in the official training set.
 * Optimisation: Adam, lr 5e-4 x 0.1^(epoch / 1000), 500 iterations per epoch, 1000 epochs (500k steps), one
-  target view per step, 1024 rays, MSE (coarse + fine).
+  target view per step, 1024 rays, MSE (coarse + fine). In a data-parallel job (the harness's DDP launcher) each
+  rank draws its own targets and gradients are averaged across ranks; only rank 0's generators are saved.
 
 Temporal fusion. A :class:`RenderRequest` carries only the current frame. When a request (or a training sample's
 request) also has an attribute ``neighbour_frames``, a list of :class:`NeighbourFrame` (the same source cameras'
@@ -127,6 +128,14 @@ class NeighbourFrame:
     body: Body
 
 
+def _dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the harness's data-parallel job; (0, 1) when not distributed."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def neighbour_frames(request: RenderRequest) -> list:
     """The request's neighbouring frames, if whoever built it attached any (``request.neighbour_frames``)."""
     return list(getattr(request, "neighbour_frames", None) or [])
@@ -214,7 +223,8 @@ class NHP:
             n = self.model.encoder.load_torchvision(self.config["encoder_weights"])
             self.encoder_init = f"imagenet: {self.config['encoder_weights']} ({n} tensors)"
         self.train_data = train_data
-        self.rng = nc.TrainRNG(int(self.config["seed"]), self.device)
+        self.rank, self.world_size = _dist_rank_world()
+        self.rng = nc.TrainRNG(int(self.config["seed"]) + 1009 * self.rank, self.device)  # ranks draw differently
         self.optimizer = None
         self.step = self.loaded_step or 0
         if train_data is not None:
@@ -227,8 +237,10 @@ class NHP:
                 if state.get("optimizer") is not None:
                     self.optimizer.load_state_dict(state["optimizer"])
                     nc.optimizer_to(self.optimizer, self.device)
-                if state.get("rng") is not None:
+                if state.get("rng") is not None and self.rank == 0:  # rank 0's generators were saved
                     self.rng.load_state_dict(state["rng"])
+                elif self.rank > 0:
+                    self.rng = nc.TrainRNG(int(self.config["seed"]) + 1009 * self.rank + self.step, self.device)
 
     def _check_config(self):
         c = self.config
@@ -364,10 +376,31 @@ class NHP:
             loss = loss + float(c["lambda_fine"]) * loss_f
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world_size > 1:
+            self._average_gradients()
         self.optimizer.step()
         self.step = step + 1
         return {"loss": loss.item(), "loss_coarse": loss_c.item(), "loss_fine": loss_f.item(),
                 "psnr": nc.psnr_from_mse(loss_f.item()), "rays": n_rays, "lr": lr}
+
+    def _average_gradients(self) -> None:
+        """Data-parallel training: average gradients over ranks (every rank computed its own targets). Parameters
+        a rank did not use get zero gradients first, so all ranks reduce the same tensors in the same order."""
+        import torch.distributed as dist
+
+        grads = []
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     # --- rendering -----------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -162,6 +162,8 @@ class SkeletalVolume(nn.Module):
             S, N, C = feat.shape
             padded = torch.cat([feat, feat.new_zeros(S, 1, C)], 1)
             idx = torch.where(idx < 0, torch.full_like(idx, N), idx)
-            g = padded.index_select(1, idx.reshape(-1)).reshape(S, -1, 8, C)
-            parts.append(torch.einsum("spkc,pk->spc", g, w))
+            acc = padded.index_select(1, idx[:, 0]) * w[None, :, 0, None]  # corner by corner: no (S,P,8,C) tensor
+            for k in range(1, 8):
+                acc = acc + padded.index_select(1, idx[:, k]) * w[None, :, k, None]
+            parts.append(acc)
         return torch.cat(parts, -1)

@@ -13,6 +13,7 @@ SMPL-X's open eye/mouth regions); ``"raycast"`` uses ray-parity votes like mesh_
 """
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numpy as np
@@ -29,8 +30,24 @@ def _ensure_warp():
         if not _initialised:
             if getattr(wp.config, "log_level", None) == getattr(wp, "LOG_INFO", -1):
                 wp.config.log_level = wp.LOG_WARNING  # no greeting / per-module compile lines
+            elif hasattr(wp.config, "quiet"):  # older warp
+                wp.config.quiet = True
             wp.init()
             _initialised = True
+
+
+@wp.func
+def _store(mesh: wp.uint64, q: wp.MeshQueryPoint, i: int, out_cp: wp.array(dtype=wp.vec3),
+           out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
+    if q.result:
+        out_cp[i] = wp.mesh_eval_position(mesh, q.face, q.u, q.v)
+        out_face[i] = q.face
+        out_inside[i] = 0
+        if q.sign < 0.0:  # warp: negative sign inside
+            out_inside[i] = 1
+    else:
+        out_face[i] = -1
+        out_inside[i] = 0
 
 
 @wp.kernel
@@ -41,24 +58,29 @@ def _closest_winding(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.a
     _store(mesh, q, i, out_cp, out_face, out_inside)
 
 
-@wp.kernel
-def _closest_parity(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.array(dtype=wp.vec3),
-                    out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
-    i = wp.tid()
-    q = wp.mesh_query_point_sign_parity(mesh, pts[i], 1.0e8, 3, 0.1)
-    _store(mesh, q, i, out_cp, out_face, out_inside)
+def _has_builtin(name: str) -> bool:
+    for module in ("warp._src.context", "warp.context"):  # warp >= 1.10 / older layout
+        try:
+            return name in importlib.import_module(module).builtin_functions
+        except (ImportError, AttributeError):
+            continue
+    return False
 
 
-@wp.func
-def _store(mesh: wp.uint64, q: wp.MeshQueryPoint, i: int, out_cp: wp.array(dtype=wp.vec3),
-           out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
-    if q.result:
-        out_cp[i] = wp.mesh_eval_position(mesh, q.face, q.u, q.v)
-        out_face[i] = q.face
-        out_inside[i] = wp.where(q.sign < 0.0, 1, 0)  # warp: sign < 0 inside
-    else:
-        out_face[i] = -1
-        out_inside[i] = 0
+if _has_builtin("mesh_query_point_sign_parity"):
+    @wp.kernel
+    def _closest_parity(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.array(dtype=wp.vec3),
+                        out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
+        i = wp.tid()
+        q = wp.mesh_query_point_sign_parity(mesh, pts[i], 1.0e8, 3, 0.1)  # majority of 3 perturbed ray parities
+        _store(mesh, q, i, out_cp, out_face, out_inside)
+else:  # older warp: majority vote of three axis-aligned rays
+    @wp.kernel
+    def _closest_parity(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.array(dtype=wp.vec3),
+                        out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
+        i = wp.tid()
+        q = wp.mesh_query_point(mesh, pts[i], 1.0e8)
+        _store(mesh, q, i, out_cp, out_face, out_inside)
 
 
 def _wp_device(device: torch.device) -> str:
@@ -91,10 +113,13 @@ class BodyMeshQuery:
         if n:
             p = pts.detach().float().contiguous()
             kernel = _closest_winding if self.inside_test == "winding" else _closest_parity
-            wp.launch(kernel, dim=n, device=self._wdev,
-                      inputs=[self.mesh.id, wp.from_torch(p, dtype=wp.vec3), wp.from_torch(cp, dtype=wp.vec3),
-                              wp.from_torch(face), wp.from_torch(inside)])
-            if self.device.type == "cpu":
+            args = [self.mesh.id, wp.from_torch(p, dtype=wp.vec3), wp.from_torch(cp, dtype=wp.vec3),
+                    wp.from_torch(face), wp.from_torch(inside)]
+            if self.device.type == "cuda":  # run on torch's current stream, ordered with the surrounding ops
+                with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device))):
+                    wp.launch(kernel, dim=n, device=self._wdev, inputs=args)
+            else:
+                wp.launch(kernel, dim=n, device=self._wdev, inputs=args)
                 wp.synchronize_device(self._wdev)
         return cp, face.long(), inside.bool()
 

@@ -131,9 +131,16 @@ class GNRNeRF(nn.Module):
 
 
 def weighted_softmax(logits: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """Softmax over slots (P,1+V) with source slots 1.. scaled by ``weight`` (P,V); plain softmax when None."""
+    """Softmax over slots (P,1+V) with source slots 1.. scaled by ``weight`` (P,V) in [0,1]; plain when None.
+
+    Official: ``exp(l_i) w_i / (sum_j exp(l_j) w_j + 1e-8)``. Computed here as ``softmax(l_i + log w_i)``, the same
+    value without overflow *and* without the failure of max-subtracting over all slots: when the largest logit
+    belongs to a source with weight 0, ``exp(l - max)`` underflows for every slot that counts and the blend
+    collapses to black with zero gradient (seen in training as exploding value/key logits turning images black).
+    Slot 0 (the NeRF colour) has weight 1, so at least one term is always finite.
+    """
     if weight is None:
         return torch.softmax(logits, dim=-1)
-    e = torch.exp(logits - logits.max(dim=-1, keepdim=True).values.detach())
-    e = torch.cat([e[:, :1], e[:, 1:] * weight.to(e.dtype)], dim=-1)
-    return e / (e.sum(-1, keepdim=True) + 1e-8)
+    w = weight.to(logits.dtype)
+    log_w = torch.where(w > 0, torch.log(w.clamp(min=1e-30)), torch.full_like(w, float("-inf")))
+    return torch.softmax(torch.cat([logits[:, :1], logits[:, 1:] + log_w], dim=-1), dim=-1)

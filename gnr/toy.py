@@ -44,7 +44,7 @@ def ellipsoid_mesh(subdivisions: int = 2, radii=(0.22, 0.8, 0.14)) -> tuple[np.n
     return v * np.asarray(radii), f
 
 
-def ring_cameras(n: int, size: int, radius: float = 3.0, focal_frac: float = 2.2, height: float = 0.0) -> list[Camera]:
+def ring_cameras(n: int, size: int, radius: float = 3.0, focal_frac: float = 1.5, height: float = 0.0) -> list[Camera]:
     """n cameras on a horizontal ring around the world origin, looking at it, image size x size."""
     K = np.array([[focal_frac * size, 0, (size - 1) / 2], [0, focal_frac * size, (size - 1) / 2], [0, 0, 1]])
     cams = []
@@ -56,16 +56,23 @@ def ring_cameras(n: int, size: int, radius: float = 3.0, focal_frac: float = 2.2
 
 
 class ToyCapture:
-    """One subject per seed; frames rotate the body about its vertical axis. Reader + protocol in one object."""
+    """Subjects differ in colour and pose; frames rotate the body about its vertical axis. Images show a surface
+    ``cloth`` metres outside the body mesh. Reader + protocol in one object."""
 
     name = "toy"
 
     def __init__(self, size: int = 64, num_cameras: int = 8, frames: int = 2, subjects=("toy0",),
-                 subdivisions: int = 2, source_ids=("00", "02", "04", "06")):
+                 subdivisions: int = 2, source_ids=("00", "02", "04", "06"), cloth: float = 0.02):
         self.size = size
         self.crop_size = size
         self.background = (0.0, 0.0, 0.0)
         self.canonical, self.faces = ellipsoid_mesh(subdivisions)
+        # the imaged surface ("clothes") lies ``cloth`` metres outside the body mesh, as real captures do; with
+        # images of the body mesh itself, every surface sample would sit on the SMPL depth and count as occluded
+        radii = np.abs(self.canonical).max(0)
+        normals = self.canonical / radii**2
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        self.clothed = self.canonical + cloth * normals
         self.cameras = {f"{i:02d}": c for i, c in enumerate(ring_cameras(num_cameras, size))}
         self._frames = [f"{i:04d}" for i in range(frames)]
         self._subjects = list(subjects)
@@ -85,11 +92,14 @@ class ToyCapture:
     def camera(self, subject: str, view_id: str) -> Camera:
         return self.cameras[view_id]
 
-    def load_body(self, subject: str, frame: str) -> Body:
+    def _pose(self, subject: str, frame: str) -> tuple[np.ndarray, np.ndarray]:
         k = self._subjects.index(subject)
-        angle = 0.6 * int(frame) + 0.9 * k
-        go = np.array([0.0, angle, 0.0])
-        verts = self.canonical @ rodrigues(go).T + np.array([0.02 * k, 0.05, 0.0])
+        go = np.array([0.0, 0.6 * int(frame) + 0.9 * k, 0.0])
+        return go, np.array([0.02 * k, 0.05, 0.0])
+
+    def load_body(self, subject: str, frame: str) -> Body:
+        go, shift = self._pose(subject, frame)
+        verts = self.canonical @ rodrigues(go).T + shift
         return Body(vertices=verts, faces=self.faces, params={"global_orient": go}, scale=1.0,
                     canonical_vertices=self.canonical.copy())
 
@@ -101,10 +111,11 @@ class ToyCapture:
     def load_view(self, subject: str, view_id: str, frame: str) -> View:
         key = (subject, view_id, frame)
         if key not in self._cache:
-            body = self.load_body(subject, frame)
+            go, shift = self._pose(subject, frame)
+            surface = self.clothed @ rodrigues(go).T + shift
             cam = self.cameras[view_id]
-            frags = rasterize_mesh(body.vertices, body.faces, [cam])
-            col = interpolate(frags, torch.as_tensor(body.faces), torch.as_tensor(self._colours(subject),
+            frags = rasterize_mesh(surface, self.faces, [cam])
+            col = interpolate(frags, torch.as_tensor(self.faces), torch.as_tensor(self._colours(subject),
                                                                                   dtype=torch.float32))[0]
             img = (col.numpy() * 255).round().astype(np.uint8)
             self._cache[key] = View(image=img, mask=frags.mask[0].numpy(), camera=cam, view_id=view_id)

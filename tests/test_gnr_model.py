@@ -70,6 +70,18 @@ def test_weighted_softmax():
     assert torch.allclose(w[0], torch.stack([e[0], e[1], 0 * e[2], e[3], 0 * e[4]]) / (e[0] + e[1] + e[3]))
 
 
+def test_weighted_softmax_survives_large_logits_on_occluded_sources():
+    # the largest logit belongs to an invisible source: max-subtraction over all slots would underflow every
+    # counted term (black blend, zero gradient); the result must stay the official ratio exp(l)w / sum exp(l)w
+    logits = torch.tensor([[10.0, 5000.0, 12.0, 11.0, -3.0]], requires_grad=True)
+    w = weighted_softmax(logits, torch.tensor([[0.0, 1.0, 0.5, 1.0]]))
+    e = torch.exp(torch.tensor([10.0, 12.0, 11.0 + math.log(0.5), -3.0]))
+    expect = torch.cat([e[:1], torch.zeros(1), e[1:]]) / e.sum()
+    assert torch.allclose(w[0], expect, atol=1e-6)
+    w[0, 2].backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
 def _nerf_inputs(P, V=4, C=19, seed=0):
     g = torch.Generator().manual_seed(seed)
     dirs = torch.nn.functional.normalize(torch.randn(P, V + 1, 3, generator=g), dim=-1)

@@ -62,9 +62,7 @@ class MeshBlend:
             wsum = torch.zeros(pts.shape[0], device=dev)
             fallback = torch.zeros_like(acc)
             fsum = torch.zeros_like(wsum)
-            src_cams = [v.camera for v in request.sources]
-            same_res = len({(c.height, c.width) for c in src_cams}) == 1
-            depths = rasterize_mesh(verts, faces, src_cams, device=dev).depth if same_res else None
+            depths = self._source_depths(request, verts, faces, dev)
             for i, view in enumerate(request.sources):
                 depth = depths[i] if depths is not None else rasterize_mesh(verts, faces, [view.camera], device=dev).depth[0]
                 uvz = project_vertices(pts, view.camera)
@@ -88,6 +86,18 @@ class MeshBlend:
             color[cover] = blended
         return {"color": color.clamp(0, 1).cpu().numpy().astype(np.float32),
                 "alpha": cover.float().cpu().numpy(), "depth": frags.depth[0].cpu().numpy()}
+
+    def _source_depths(self, request: RenderRequest, verts, faces, dev):
+        """Body depth maps of the source views, reused across the targets of one frame (same sources, same body)."""
+        src_cams = [v.camera for v in request.sources]
+        if len({(c.height, c.width) for c in src_cams}) != 1:
+            return None
+        cached = getattr(self, "_depth_cache", None)  # holds the objects themselves, so identity checks are safe
+        if cached is None or cached[0] is not request.body or len(cached[1]) != len(request.sources) \
+                or any(a is not b for a, b in zip(cached[1], request.sources)):
+            cached = (request.body, list(request.sources), rasterize_mesh(verts, faces, src_cams, device=dev).depth)
+            self._depth_cache = cached
+        return cached[2]
 
     def save(self, path: str) -> None:
         pass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -72,9 +73,14 @@ def test_report_tables_and_mesh_blend_beats_floor(baseline_run):
     assert "## Per subject" in md and "sha256" in md
 
 
-def test_rerun_skips_finished_jobs_and_force_redoes(tiny_genebody, tmp_path):
-    args = _run_args(tiny_genebody, tmp_path, "nearest-view")
-    assert _invoke(args).exit_code == 0
+def _copy_run(baseline_run, tmp_path):
+    """A private copy of the module's finished run (job folders are keyed by configuration, not by location)."""
+    shutil.copytree(baseline_run, tmp_path / "t")
+
+
+def test_rerun_skips_finished_jobs_and_force_redoes(tiny_genebody, tmp_path, baseline_run, shared_weights):
+    _copy_run(baseline_run, tmp_path)
+    args = _run_args(tiny_genebody, tmp_path, "nearest-view", extra=["--lpips-weights", str(shared_weights)])
     results = tmp_path / "t" / "nearest-view" / "genebody" / "genebody-gnr" / "synth_01" / "results.json"
     first = results.stat().st_mtime_ns
     res = _invoke(args)
@@ -84,8 +90,8 @@ def test_rerun_skips_finished_jobs_and_force_redoes(tiny_genebody, tmp_path):
     assert results.stat().st_mtime_ns != first
 
 
-def test_changed_config_is_refused_without_touching_results(tiny_genebody, tmp_path):
-    assert _invoke(_run_args(tiny_genebody, tmp_path, "mesh-blend")).exit_code == 0
+def test_changed_config_is_refused_without_touching_results(tiny_genebody, tmp_path, baseline_run):
+    _copy_run(baseline_run, tmp_path)
     results = tmp_path / "t" / "mesh-blend" / "genebody" / "genebody-gnr" / "synth_01" / "results.json"
     before = results.read_bytes()
     res = _invoke(_run_args(tiny_genebody, tmp_path, "mesh-blend", extra=["--set", "angle_sharpness=2"]))
@@ -93,9 +99,9 @@ def test_changed_config_is_refused_without_touching_results(tiny_genebody, tmp_p
     assert results.read_bytes() == before
 
 
-def test_interrupted_job_resumes_without_redoing_finished_images(tiny_genebody, tmp_path):
-    args = _run_args(tiny_genebody, tmp_path, "mesh-blend")
-    assert _invoke(args).exit_code == 0
+def test_interrupted_job_resumes_without_redoing_finished_images(tiny_genebody, tmp_path, baseline_run, shared_weights):
+    _copy_run(baseline_run, tmp_path)
+    args = _run_args(tiny_genebody, tmp_path, "mesh-blend", extra=["--lpips-weights", str(shared_weights)])
     job_dir = tmp_path / "t" / "mesh-blend" / "genebody" / "genebody-gnr" / "synth_01"
     pred = job_dir / "predictions"
     kept = {p.name: p.stat().st_mtime_ns for p in (pred / "color").glob("*.png")}
@@ -130,7 +136,8 @@ def test_failing_method_is_reported_and_others_finish(tiny_genebody, tmp_path, m
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("BENCH_METHODS", str(plugin))
-    res = _invoke(_run_args(tiny_genebody, tmp_path / "runs", "broken", "nearest-view"))
+    res = _invoke(_run_args(tiny_genebody, tmp_path / "runs", "broken", "nearest-view",
+                            extra=["--protocol-set", "frame_step=2"]))
     assert res.exit_code == 1
     assert "deliberate failure in render" in res.output
     job = read_job(tmp_path / "runs" / "t" / "broken" / "genebody" / "genebody-gnr" / "synth_01")
@@ -140,8 +147,9 @@ def test_failing_method_is_reported_and_others_finish(tiny_genebody, tmp_path, m
 
 @pytest.mark.slow
 def test_submitit_local_executor_gives_same_numbers_as_inline(tiny_genebody, tmp_path):
-    inline = _invoke(_run_args(tiny_genebody, tmp_path, "nearest-view", run="a"))
-    local = _invoke(_run_args(tiny_genebody, tmp_path, "nearest-view", run="b", executor="local"))
+    one_frame = ["--protocol-set", "frame_step=2"]
+    inline = _invoke(_run_args(tiny_genebody, tmp_path, "nearest-view", run="a", extra=one_frame))
+    local = _invoke(_run_args(tiny_genebody, tmp_path, "nearest-view", run="b", executor="local", extra=one_frame))
     assert inline.exit_code == 0 and local.exit_code == 0, local.output
     a = json.loads(next((tmp_path / "a").rglob("results.json")).read_text())
     b = json.loads(next((tmp_path / "b").rglob("results.json")).read_text())

@@ -39,7 +39,7 @@ PRESETS: dict[str, dict] = {
     "cpu-smoke": {
         "hg_num_stack": 2, "hg_channels": 64, "hg_stem_channels": 16, "hg_mid_channels": 32, "feat_dim": 32,
         "hg_groups": 8, "nerf_width": 64, "n_samples": 48, "n_rand": 256, "encoder_size": 128,
-        "chunk": 65536, "num_iterations": 300, "lr_decay_steps": 3000,
+        "fast_samples": 24, "chunk": 65536, "num_iterations": 300, "lr_decay_steps": 3000,
         "_deviations": [
             "2 hourglass stacks of 64 channels (paper: 4 x 256), 32-d image features (paper: 256), GroupNorm(8)",
             "NeRF MLP width 64 (paper: 256), 48 samples per ray (paper: 256), 256 rays per step (paper: 1024)",
@@ -47,16 +47,16 @@ PRESETS: dict[str, dict] = {
             "300 steps, lr x0.1 per 3000 steps",
         ],
     },
-    # a small model that learns something visible on CPU in tens of minutes
+    # a small model that learns something visible on 2 CPU cores in about half an hour
     "cpu-demo": {
-        "hg_num_stack": 2, "hg_channels": 128, "hg_stem_channels": 32, "hg_mid_channels": 64, "feat_dim": 64,
-        "hg_groups": 16, "nerf_width": 128, "n_samples": 64, "n_rand": 512, "encoder_size": 256,
-        "chunk": 131072, "num_iterations": 3000, "lr_decay_steps": 30000,
+        "hg_num_stack": 2, "hg_channels": 64, "hg_stem_channels": 16, "hg_mid_channels": 32, "feat_dim": 32,
+        "hg_groups": 8, "nerf_width": 128, "n_samples": 64, "n_rand": 512, "encoder_size": 128,
+        "fast_samples": 32, "chunk": 131072, "num_iterations": 2000, "lr_decay_steps": 20000,
         "_deviations": [
-            "2 hourglass stacks of 128 channels (paper: 4 x 256), 64-d image features, GroupNorm(16)",
+            "2 hourglass stacks of 64 channels (paper: 4 x 256), 32-d image features (paper: 256), GroupNorm(8)",
             "NeRF MLP width 128 (paper: 256), 64 samples per ray (paper: 256), 512 rays per step (paper: 1024)",
-            "encoder sees the sources downsampled to 256 px",
-            "3000 steps, lr x0.1 per 30000 steps",
+            "encoder sees the sources downsampled to 128 px (paper: full 512 crop)",
+            "2000 steps, lr x0.1 per 20000 steps",
         ],
     },
 }

@@ -11,6 +11,7 @@ from bench.gnr.config import GNRConfig
 from bench.gnr.frame import build_frame
 from bench.gnr.renderer import render_image
 from bench.gnr.toy import ToyCapture
+from bench.gnr.training import official_ray_bbox
 from bench.harness.method import Method
 from bench.harness.training_data import TrainData
 from bench.methods.gnr import GNRMethod
@@ -105,6 +106,14 @@ def test_fast_render_matches_full_render(capture):
     assert -10 * np.log10(mse) > 30
     cover = full["alpha"] > 0.5
     assert np.abs(full["depth"][cover] - fast["depth"][cover]).max() < 0.05
+
+
+def test_official_ray_window():
+    mask = np.zeros((512, 512), bool)
+    mask[100:401, 200:301] = True  # rows 100..400, cols 200..300
+    # symmetric about the centre (256): rows +-156, cols +-56*sqrt(2) -> 79
+    assert official_ray_bbox(mask) == (100, 412, 177, 335)
+    assert official_ray_bbox(np.zeros((8, 6), bool)) == (0, 8, 0, 6)
 
 
 def test_spec_imports_nothing_heavy():

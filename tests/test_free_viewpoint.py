@@ -47,3 +47,24 @@ def test_mesh_blend_orbit_video(tiny_genebody, tmp_path):
     assert not np.array_equal(imgs[0], imgs[1])  # the camera moved
     video = iio.imread(out["video"])
     assert video.shape[0] == 3
+
+
+def test_render_command_orbit(tiny_genebody, tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from bench.harness.cli_gnr import render_command
+
+    reader = GeneBodyReader(tiny_genebody)
+    subject = reader.subjects()[0]
+    out = tmp_path / "r"
+    res = CliRunner().invoke(click.Group(commands=[render_command]),
+                             ["render", "-m", "mesh-blend", "--root", str(tiny_genebody), "--subject", subject,
+                              "--orbit", "2", "--size", "32", "--fps", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    n = len(reader.frames(subject))
+    assert len(list(out.glob("*_rgb.png"))) == n
+    assert (out / f"render_{subject}.mp4").is_file()
+    bad = CliRunner().invoke(click.Group(commands=[render_command]),
+                             ["render", "-m", "mesh-blend", "--root", str(tiny_genebody), "--subject", "nobody"])
+    assert bad.exit_code != 0 and "nobody" in bad.output

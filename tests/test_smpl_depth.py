@@ -32,3 +32,11 @@ def test_smpl_depth_round_trip_and_resume(tiny_genebody, tmp_path):
         np.testing.assert_array_equal(got == 0, ref == 0)
         assert np.abs(got - ref)[ref > 0].max() <= 1e-3 + 1e-6
     assert write_smpl_depth_maps(reader, subjects=[subject], views=views) == 0
+
+    from click.testing import CliRunner
+
+    from bench.harness.cli_gnr import smpl_depth_command
+
+    res = CliRunner().invoke(smpl_depth_command, [str(root), "--subjects", subject, "--views", ",".join(views)])
+    assert res.exit_code == 0, res.output
+    assert "wrote 0 " in res.output

@@ -17,11 +17,13 @@ def smpl_depth_path(reader, subject: str, view_id: str, frame: str):
 
 
 def write_smpl_depth_maps(reader, subjects: Sequence[str] | None = None, views: Sequence[str] | None = None,
-                          progress: Callable[[int, int], None] | None = None, device: str = "cpu") -> int:
+                          progress: Callable[[int, int], None] | None = None, device: str = "cpu",
+                          batch: int = 4) -> int:
     """Write every missing depth map of ``subjects`` (default: all) x frames x ``views`` (default: all of the
     subject's); existing files are kept, so an interrupted run resumes. Returns how many files were written.
 
-    ``progress(done, total)`` is called after each (subject, frame), counting views.
+    ``progress(done, total)`` is called after each (subject, frame), counting views. ``batch`` cameras are
+    rasterized at once (raw GeneBody images are 2448x2048: keep it small on CPU).
     """
     subjects = list(subjects) if subjects is not None else reader.subjects()
     jobs = []  # (subject, frame, [view ids still missing])
@@ -42,8 +44,8 @@ def write_smpl_depth_maps(reader, subjects: Sequence[str] | None = None, views: 
             for v, c in cams.items():
                 by_size.setdefault((c.height, c.width), []).append(v)
             for group in by_size.values():  # rasterize_mesh needs one resolution per batch
-                for i in range(0, len(group), 8):
-                    chunk = group[i:i + 8]
+                for i in range(0, len(group), batch):
+                    chunk = group[i:i + batch]
                     frags = rasterize_mesh(body.vertices, body.faces, [cams[v] for v in chunk], device=device)
                     depth = frags.depth.cpu().numpy()  # (B,H,W) metres, 0 = empty
                     for v, d in zip(chunk, depth):

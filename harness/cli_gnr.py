@@ -49,13 +49,13 @@ def _reader(root):
 
 
 # --- bench data smpl-depth ----------------------------------------------------------------------------------
-def smpl_depth(root, subjects=None, views=None) -> int:
+def smpl_depth(root, subjects=None, views=None, device: str = "cpu") -> int:
     from bench.datasets.smpl_depth import write_smpl_depth_maps
 
     reader = _reader(root)
     bar, cb = _progress("smpl_depth")
     with bar:
-        n = write_smpl_depth_maps(reader, subjects=subjects, views=views, progress=cb)
+        n = write_smpl_depth_maps(reader, subjects=subjects, views=views, progress=cb, device=device)
     console.print(f"wrote {n} smpl_depth map(s) under {reader.root} (existing ones kept)")
     return n
 
@@ -64,9 +64,10 @@ def smpl_depth(root, subjects=None, views=None) -> int:
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--subjects", multiple=True, help="subjects (repeatable or comma list; default: all)")
 @click.option("--views", multiple=True, help="view ids (repeatable or comma list; default: all)")
-def smpl_depth_command(root, subjects, views):
+@click.option("--device", default="cpu", show_default=True, help="rasterizer device (cpu, cuda)")
+def smpl_depth_command(root, subjects, views, device):
     """Rasterize the body meshes into every camera as smpl_depth/VV/smpl_FFFF.png (uint16 mm; resumable)."""
-    smpl_depth(root, _split(subjects), _split(views))
+    smpl_depth(root, _split(subjects), _split(views), device=device)
 
 
 # --- bench render -------------------------------------------------------------------------------------------

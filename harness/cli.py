@@ -98,13 +98,19 @@ def data_synth(out, layout, subjects, test_subjects, frames, cameras, width, hei
     console.print(f"wrote {layout}-format synthetic data to [bold]{out}[/]")
 
 
-def _attach_download():
-    from bench.datasets.download.cli import download_command  # click only; the rest loads when it runs
+def _attach_commands():
+    """Commands defined in their own modules (click only at import; the heavy work loads when they run)."""
+    from bench.datasets.download.cli import download_command
+
+    from .cli_gnr import perf_group, render_command, smpl_depth_command
 
     data.add_command(download_command)
+    data.add_command(smpl_depth_command)
+    main.add_command(render_command)
+    main.add_command(perf_group)
 
 
-_attach_download()
+_attach_commands()
 
 
 @data.command("check")

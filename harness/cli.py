@@ -330,11 +330,13 @@ def setup_lpips_cmd(dest, vgg):
 @click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
 @click.option("--lpips-weights", default=None)
 @click.option("--small", is_flag=True, help="a tiny dataset (for smoke tests)")
-def demo(data, output, run, executor, lpips_weights, small):
-    """The main job on embedded synthetic data: synthesise -> run baselines -> score -> report."""
+@click.option("--gnr/--no-gnr", default=True, show_default=True, help="also train GNR briefly on the CPU and score it")
+def demo(data, output, run, executor, lpips_weights, small, gnr):
+    """The main job on embedded synthetic data: synthesise -> run methods -> score -> report."""
     from .demo import run_demo
 
-    ok = run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small)
+    ok = run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small,
+                  gnr=gnr)
     if not ok:
         sys.exit(1)
 

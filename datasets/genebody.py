@@ -24,7 +24,6 @@ walks them all. Every problem raises :class:`DatasetError` naming the file and t
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,10 @@ from PIL import Image, UnidentifiedImageError
 from .body import Body
 from .camera import Camera
 from .errors import DatasetError
-from .genebody_writer import INFO_FILE, SPLIT_FILE, TPOSE_FILE
+from .reader_base import CaptureReader
+from .genebody_writer import SPLIT_FILE, TPOSE_FILE
 from .meshio import read_obj
-from .views import Sample, View
+from .views import View
 
 #: Views absent from GeneBody captures; GNR's loader skips them by name.
 KNOWN_MISSING_VIEWS: dict[str, frozenset[str]] = {
@@ -86,7 +86,7 @@ def _decode_image(path: Path, field: str) -> np.ndarray:
     return arr
 
 
-class GeneBodyReader:
+class GeneBodyReader(CaptureReader):
     """GeneBody captures under ``root``: cameras, views, fitted bodies, SMPL depth and the split.
 
     ``split()`` comes from ``genebody_split.npy``; when that file is absent every subject folder counts as
@@ -433,26 +433,6 @@ class GeneBodyReader:
                                                    f"image size {cam.width}x{cam.height}")
         return depth.astype(np.float32) / 1000.0
 
-    def load_sample(self, subject: str, frame: str, view_ids: list[str] | None = None,
-                    with_body: bool = True) -> Sample:
-        """Views (all usable ones unless ``view_ids`` is given) and the body of one frame."""
-        ids = self.view_ids(subject) if view_ids is None else list(view_ids)
-        views = {v: self.load_view(subject, v, frame) for v in ids}
-        return Sample(subject=subject, frame=frame, views=views,
-                      body=self.load_body(subject, frame) if with_body else None)
-
-    def info(self) -> dict:
-        """``bench-info.json`` (generator metadata, protocol overrides) or ``{}`` for real GeneBody."""
-        path = self.root / INFO_FILE
-        if not path.exists():
-            return {}
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise DatasetError(path, None, f"cannot parse JSON ({e}); regenerate the dataset")
-        if not isinstance(info, dict):
-            raise DatasetError(path, None, "must hold a JSON object")
-        return info
 
     # --- full check ---------------------------------------------------------------------------------------
     def check(self, subject: str | None = None) -> dict:

@@ -31,7 +31,6 @@ source for every view) and parses ``annots.npy``; images, PARAM files and bodies
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -41,10 +40,11 @@ from PIL import Image, UnidentifiedImageError
 from .body import Body
 from .camera import Camera
 from .errors import DatasetError
+from .reader_base import CaptureReader
 from .genebody import _decode_image, _load_npy_dict, _to_numpy
 from .genebody_writer import INFO_FILE, TPOSE_FILE
 from .meshio import read_obj
-from .views import Sample, View
+from .views import View
 from .vsense_writer import w2c_from_gl
 
 _CAM_RE = re.compile(r"^cam_(\d{2})$")
@@ -65,7 +65,7 @@ def _w2c_to_camera(w2c: np.ndarray, K: np.ndarray, width: int, height: int, worl
     return Camera(K=K, R=R, t=T / s * world_scale, width=width, height=height)
 
 
-class VSenseReader:
+class VSenseReader(CaptureReader):
     """V-sense captures under ``root`` in the GNR benchmarks' layout: cameras, views, fitted bodies.
 
     A subject folder is a directory holding ``RENDER/``.
@@ -364,25 +364,6 @@ class VSenseReader:
             raise DatasetError(path, "f", f"face indices out of range [0, {len(verts)})")
         return verts, faces
 
-    def load_sample(self, subject: str, frame: str, view_ids: list[str] | None = None,
-                    with_body: bool = True) -> Sample:
-        ids = self.view_ids(subject) if view_ids is None else list(view_ids)
-        views = {v: self.load_view(subject, v, frame) for v in ids}
-        return Sample(subject=subject, frame=frame, views=views,
-                      body=self.load_body(subject, frame) if with_body else None)
-
-    def info(self) -> dict:
-        """``bench-info.json`` (generator metadata, split, protocol overrides) or ``{}``."""
-        path = self.root / INFO_FILE
-        if not path.exists():
-            return {}
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise DatasetError(path, None, f"cannot parse JSON ({e}); regenerate the dataset")
-        if not isinstance(info, dict):
-            raise DatasetError(path, None, "must hold a JSON object")
-        return info
 
     def check(self, subject: str | None = None) -> dict:
         """Decode every file (of one subject or all) and compare PARAM cameras with ``annots.npy`` where both

@@ -35,7 +35,6 @@ problem raises :class:`DatasetError` naming the file and the field.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -45,9 +44,10 @@ from PIL import Image, UnidentifiedImageError
 from .body import Body
 from .camera import Camera
 from .errors import DatasetError
+from .reader_base import CaptureReader
 from .genebody import _decode_image, _load_npy_dict, _to_numpy
 from .genebody_writer import INFO_FILE
-from .views import Sample, View
+from .views import View
 from .zjumocap_writer import PAREN_MISSING_VIEWS, PAREN_SUBJECTS, parse_camera_folder
 
 #: NHP's split (lib/datasets/get_human_info.py): 7 training people, 3 unseen test people
@@ -75,7 +75,7 @@ def frame_number(file_name: str) -> int:
     raise ValueError(f"cannot read a frame number from {file_name!r}")
 
 
-class ZJUMoCapReader:
+class ZJUMoCapReader(CaptureReader):
     """ZJU-MoCap sequences under ``root``: cameras, undistorted views, SMPL bodies and the NHP split.
 
     ``split()``: ``bench-info.json``'s ``"split"`` when present (synthetic data), else NHP's split plus a
@@ -489,25 +489,6 @@ class ZJUMoCapReader:
                 raise DatasetError(tpath, None, f"rest pose has shape {canonical.shape}, posed body {verts.shape}")
         return Body(vertices=verts, faces=faces, params=params, scale=scale, canonical_vertices=canonical)
 
-    def load_sample(self, subject: str, frame: str, view_ids: list[str] | None = None,
-                    with_body: bool = True) -> Sample:
-        ids = self.view_ids(subject) if view_ids is None else list(view_ids)
-        views = {v: self.load_view(subject, v, frame) for v in ids}
-        return Sample(subject=subject, frame=frame, views=views,
-                      body=self.load_body(subject, frame) if with_body else None)
-
-    def info(self) -> dict:
-        """``bench-info.json`` (generator metadata, split, protocol overrides) or ``{}`` for real ZJU-MoCap."""
-        path = self.root / INFO_FILE
-        if not path.exists():
-            return {}
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise DatasetError(path, None, f"cannot parse JSON ({e}); regenerate the dataset")
-        if not isinstance(info, dict):
-            raise DatasetError(path, None, "must hold a JSON object")
-        return info
 
     # --- full check ---------------------------------------------------------------------------------------
     def check(self, subject: str | None = None) -> dict:

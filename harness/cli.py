@@ -1,28 +1,14 @@
 """``bench``: the command line. Heavy imports happen inside commands so ``bench --help`` is instant."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from .cli_args import parse_sets as _parse_sets
 from .console import console
 from .executor_config import executor_options
-
-
-def _parse_sets(values: tuple[str, ...]) -> dict:
-    """``--set key=value`` pairs; values parsed as JSON when possible (numbers, booleans, lists)."""
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
-        key, raw = item.split("=", 1)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def _fail(message: str, code: int = 2):

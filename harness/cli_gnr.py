@@ -3,13 +3,13 @@
 ``main.add_command(perf_group)``."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from bench.harness.cli_args import parse_sets as _sets
 from bench.harness.console import console
 
 
@@ -18,19 +18,6 @@ def _progress(label: str):
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
     task = bar.add_task(label, total=None)
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def _sets(values) -> dict:
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
-        key, raw = item.split("=", 1)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def _split(values) -> list[str] | None:

@@ -32,9 +32,8 @@ from PIL import Image, UnidentifiedImageError
 from .body import Body
 from .camera import Camera
 from .errors import DatasetError
-from .reader_base import CaptureReader
+from .reader_base import CaptureReader, read_checked_mesh
 from .genebody_writer import SPLIT_FILE, TPOSE_FILE
-from .meshio import read_obj
 from .views import View
 
 #: Views absent from GeneBody captures; GNR's loader skips them by name.
@@ -369,7 +368,7 @@ class GeneBodyReader(CaptureReader):
         obj_path = sdir / "smpl" / f"{frame}.obj"
         if not obj_path.is_file():
             raise DatasetError(obj_path, None, "body mesh is missing; re-download or regenerate this subject")
-        verts, faces = self._read_mesh(obj_path)
+        verts, faces = read_checked_mesh(obj_path)
         par_path = sdir / "param" / f"{frame}.npy"
         raw = _load_npy_dict(par_path, "body parameter")
         if "smplx" not in raw or not isinstance(raw["smplx"], dict):
@@ -396,25 +395,12 @@ class GeneBodyReader(CaptureReader):
         canonical = None
         tpose = sdir / TPOSE_FILE
         if tpose.is_file():
-            canonical, _ = self._read_mesh(tpose)
+            canonical, _ = read_checked_mesh(tpose)
             if canonical.shape != verts.shape:
                 raise DatasetError(tpose, "v", f"rest-pose mesh has {len(canonical)} vertices, posed mesh "
                                                f"{obj_path.name} has {len(verts)}; they must share topology")
         return Body(vertices=verts, faces=faces, params=params, scale=scale, canonical_vertices=canonical)
 
-    @staticmethod
-    def _read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        verts, faces = read_obj(path)
-        if verts.ndim != 2 or verts.shape[1] != 3:
-            raise DatasetError(path, "v", f"vertices must be (V,3), got {verts.shape}")
-        if not np.all(np.isfinite(verts)):
-            raise DatasetError(path, "v", "vertices contain NaN or inf")
-        if len(faces) == 0:
-            raise DatasetError(path, "f", "mesh has no faces")
-        if faces.min() < 0 or faces.max() >= len(verts):
-            raise DatasetError(path, "f", f"face indices out of range [0, {len(verts)}): "
-                                          f"min {faces.min()}, max {faces.max()}")
-        return verts, faces
 
     def load_smpl_depth(self, subject: str, view_id: str, frame: str) -> np.ndarray | None:
         """Body z-buffer (H,W) float32 in metres, 0 = background; ``None`` when the optional file is absent."""

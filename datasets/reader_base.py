@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DatasetError
 from .genebody_writer import INFO_FILE
+from .meshio import read_obj
 from .views import Sample
 
 
@@ -36,3 +39,18 @@ class CaptureReader:
         if not isinstance(info, dict):
             raise DatasetError(path, None, "must hold a JSON object")
         return info
+
+
+def read_checked_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An OBJ body mesh, validated: (V,3) finite vertices, at least one face, face indices in range."""
+    verts, faces = read_obj(path)
+    if verts.ndim != 2 or verts.shape[1] != 3:
+        raise DatasetError(path, "v", f"vertices must be (V,3), got {verts.shape}")
+    if not np.all(np.isfinite(verts)):
+        raise DatasetError(path, "v", "vertices contain NaN or inf")
+    if len(faces) == 0:
+        raise DatasetError(path, "f", "mesh has no faces")
+    if faces.min() < 0 or faces.max() >= len(verts):
+        raise DatasetError(path, "f", f"face indices out of range [0, {len(verts)}): "
+                                      f"min {faces.min()}, max {faces.max()}")
+    return verts, faces

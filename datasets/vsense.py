@@ -40,10 +40,9 @@ from PIL import Image, UnidentifiedImageError
 from .body import Body
 from .camera import Camera
 from .errors import DatasetError
-from .reader_base import CaptureReader
+from .reader_base import CaptureReader, read_checked_mesh
 from .genebody import _decode_image, _load_npy_dict, _to_numpy
 from .genebody_writer import INFO_FILE, TPOSE_FILE
-from .meshio import read_obj
 from .views import View
 from .vsense_writer import w2c_from_gl
 
@@ -317,7 +316,7 @@ class VSenseReader(CaptureReader):
         obj = sdir / "SMPL" / f"{frame}.obj"
         if not obj.is_file():
             raise DatasetError(obj, None, "body mesh is missing for this frame")
-        verts, faces = self._read_mesh(obj)
+        verts, faces = read_checked_mesh(obj)
         ppath = sdir / "SMPL_PARAM" / f"{frame}.npy"
         raw = _load_npy_dict(ppath, "body parameter (SMPL_PARAM)")
         params = {}
@@ -344,25 +343,13 @@ class VSenseReader(CaptureReader):
         canonical = None
         tpose = sdir / TPOSE_FILE
         if tpose.is_file():
-            canonical, _ = self._read_mesh(tpose)
+            canonical, _ = read_checked_mesh(tpose)
             if canonical.shape != verts.shape:
                 raise DatasetError(tpose, "v", f"rest-pose mesh has {len(canonical)} vertices, posed mesh has "
                                                f"{len(verts)}; they must share topology")
         return Body(vertices=verts * self.world_scale, faces=faces, params=params, scale=scale,
                     canonical_vertices=canonical)
 
-    @staticmethod
-    def _read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        verts, faces = read_obj(path)
-        if verts.ndim != 2 or verts.shape[1] != 3:
-            raise DatasetError(path, "v", f"vertices must be (V,3), got {verts.shape}")
-        if not np.all(np.isfinite(verts)):
-            raise DatasetError(path, "v", "vertices contain NaN or inf")
-        if len(faces) == 0:
-            raise DatasetError(path, "f", "mesh has no faces")
-        if faces.min() < 0 or faces.max() >= len(verts):
-            raise DatasetError(path, "f", f"face indices out of range [0, {len(verts)})")
-        return verts, faces
 
 
     def check(self, subject: str | None = None) -> dict:

@@ -20,15 +20,13 @@ the nb branch's ``get_cams_vsense`` builds it. Files are written atomically.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from .camera import Camera
-from .genebody_writer import INFO_FILE, TPOSE_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
+from .genebody_writer import _encode, _npy_bytes, INFO_FILE, TPOSE_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
 from .meshio import atomic_write_bytes, write_obj
 
 GL2CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -44,19 +42,6 @@ def _check_frame(frame: str) -> str:
     if not (isinstance(frame, str) and len(frame) == 6 and frame.isdigit()):
         raise ValueError(f"frame names are 6-digit strings like '000001', got {frame!r}")
     return frame
-
-
-def _npy_bytes(obj) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.array(obj, dtype=object) if isinstance(obj, dict) else obj, allow_pickle=True)
-    return buf.getvalue()
-
-
-def _encode(ext: str, img: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(ext, img)
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {ext}")
-    return data.tobytes()
 
 
 def gl_matrices(camera: Camera, centre: np.ndarray, scale: float) -> dict[str, np.ndarray]:

@@ -18,7 +18,6 @@ world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1). Files are written at
 """
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 
 from .camera import Camera
-from .genebody_writer import INFO_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
+from .genebody_writer import _encode, _npy_bytes, INFO_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
 from .meshio import atomic_write_bytes
 
 #: sequences whose cameras live in "Camera (N)" folders with long, 1-based file names (and 21 cameras)
@@ -52,19 +51,6 @@ def image_name(subject: str, view_id: str, number: int, paren: bool) -> str:
     if paren:
         return f"{subject}_Camera_({int(view_id) + 1})_{number:04d}_{_TIMESTAMP}.jpg"
     return f"{number:06d}.jpg"
-
-
-def _npy_bytes(obj) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.array(obj, dtype=object) if isinstance(obj, dict) else obj, allow_pickle=True)
-    return buf.getvalue()
-
-
-def _encode(ext: str, img: np.ndarray, params: list[int] | None = None) -> bytes:
-    ok, data = cv2.imencode(ext, img, params or [])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {ext}")
-    return data.tobytes()
 
 
 def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera], ims: Sequence[Sequence[str]]) -> Path:

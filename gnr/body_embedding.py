@@ -10,9 +10,10 @@ For a point x with closest body-surface point c on face f (official ``make_nerf_
 Closest points and inside/outside come from NVIDIA warp's BVH mesh queries (CPU and CUDA), replacing the
 official mesh_grid CUDA extension. ``inside_test="winding"`` uses the generalised winding number (robust to
 SMPL-X's open eye/mouth regions); ``"raycast"`` uses ray-parity votes like mesh_grid.
-"""
-from __future__ import annotations
 
+No ``from __future__ import annotations`` here: warp kernels need real annotations (older warp, e.g. the 1.0 wheel
+small enough to carry to a GPU machine, cannot resolve string annotations).
+"""
 import importlib
 import threading
 

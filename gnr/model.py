@@ -38,7 +38,14 @@ class GNRModel(nn.Module):
         self.nerf = GNRNeRF(cfg.feat_dim, cfg.num_views, cfg.nerf_depth, cfg.nerf_width, cfg.skips, cfg.pe_freqs,
                             cfg.spatial_freq, occlusion_net=cfg.occlusion == "net",
                             attention_inputs=cfg.attention_inputs)
-        init_weights(self)
+        init_weights(self.image_filter)
+        if cfg.nerf_init == "official":
+            init_weights(self.nerf)
+        else:  # PyTorch's default (Kaiming-uniform) Linear init keeps activations alive through 8 layers
+            for m in self.nerf.modules():
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        nn.init.constant_(self.nerf.alpha_out_linear.bias, cfg.sigma_bias)
         self.image_filter.requires_grad_(cfg.train_encoder)
         if self.nerf.occ_linears is not None:
             self.nerf.occ_linears.requires_grad_(cfg.train_occlusion)

@@ -143,12 +143,21 @@ def full_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
     return sel, RayBatch(o, d, n, torch.full_like(n, far)), cfg.n_samples
 
 
+def _box_max(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Max over the (2r+1)^2 window of each pixel of (H,W) ``x``, as two 1-D passes (same values, O(r) not O(r^2))."""
+    k = 2 * r + 1
+    x = F.max_pool2d(x[None, None], (1, k), stride=1, padding=(0, r))
+    return F.max_pool2d(x, (k, 1), stride=1, padding=(r, 0))[0, 0]
+
+
 def fast_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
-    """bench's fast path: rays only near the rasterized body, samples in a band around its depth.
+    """bench's fast path: the official sample grid, restricted to rays and depths near the rasterized body.
 
     The body is rasterized in the target view; pixels within ``fast_dilate * max(H,W)`` of its silhouette get
-    rays whose depth range spans the nearest body depths in that window +- ``fast_band``. Beyond the band the
-    occupancy alpha of a trained GNR is saturated (inside the body) or zero (empty space).
+    rays. Every ray keeps the official near/far and sample grid (``n_samples``, or ``fast_samples`` when set) so
+    the samples it evaluates are the official ones; :func:`render_rays_fast` skips those outside
+    ``[nearest body depth in the window - fast_band, body depth + fast_band]`` and those behind an opaque surface.
+    Returns the selected pixels, the rays, the sample count and the per-ray band ``(lo, hi)`` in camera depth.
     """
     dev = frame.body.vertices.device
     verts = frame.body.vertices.detach().cpu().numpy().astype(np.float64)
@@ -156,17 +165,101 @@ def fast_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
     D = rasterize_mesh(frame.body.vertices, frame.body.faces, [camera], device=dev).depth[0].float()  # (H,W)
     r = max(1, int(math.ceil(cfg.fast_dilate * max(camera.width, camera.height))))
     big = torch.where(D > 0, D, torch.full_like(D, 1e9))
-    dmin = -F.max_pool2d(-big[None, None], 2 * r + 1, stride=1, padding=r)[0, 0]
-    dmax = F.max_pool2d(D[None, None], 2 * r + 1, stride=1, padding=r)[0, 0]
+    dmin = -_box_max(-big, r)
+    dmax = _box_max(D, r)
     sel_t = dmin < 1e8
     band = cfg.fast_band / cfg.world_scale
-    near = (dmin - band).clamp(min=g_near)
-    far = (torch.where(D > 0, D, dmax) + band).clamp(max=g_far)
-    sel_t &= far > near
+    lo = (dmin - band).clamp(min=g_near)
+    hi = (torch.where(D > 0, D, dmax) + band).clamp(max=g_far)
+    sel_t &= hi > lo
     sel = sel_t.cpu().numpy()
     pix = _pixels(sel)
     o, d = camera_rays(camera, pix, device=dev)
-    return sel, RayBatch(o, d, near[sel_t], far[sel_t]), cfg.fast_samples
+    n = torch.full((len(pix),), g_near, device=dev)
+    rays = RayBatch(o, d, n, torch.full_like(n, g_far))
+    return sel, rays, cfg.fast_samples or cfg.n_samples, (lo[sel_t], hi[sel_t])
+
+
+def _evaluate(nerf, frame: FrameInputs, feats: torch.Tensor, pts: torch.Tensor, qdir: torch.Tensor, cfg: GNRConfig,
+              amp: bool):
+    """sigma (P,), NeRF colour (P,3) and blended colour (P,3) of points already known to be in the visual hull."""
+    uv, z = frame.src.project(pts)
+    pn, body, latent, dirs, vis, src_rgb = point_inputs(frame, feats, pts, uv, z, qdir, cfg)
+    ctx = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if (amp and pts.device.type == "cuda") else nullcontext()
+    outs = []
+    with ctx:
+        for a in range(0, pts.shape[0], cfg.chunk):
+            b = slice(a, a + cfg.chunk)
+            outs.append(nerf(pn[b], body[b], latent[b], dirs[b], vis[b] if cfg.occlusion == "smpl-depth" else None))
+    o = {k: torch.cat([x[k] for x in outs]).float() for k in ("sigma", "rgb", "att")}
+    c = torch.sigmoid(o["rgb"])
+    att = o["att"]
+    return o["sigma"][:, 0], c, att[:, :1] * c + (att[:, 1:, None] * src_rgb).sum(1)
+
+
+def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBatch, band: tuple, cfg: GNRConfig,
+                     n_samples: int, amp: bool = False) -> dict:
+    """Inference on the official sample grid, evaluating only what can change the picture.
+
+    Each ray walks its grid samples inside ``band`` front to back, ``fast_step`` at a time; samples outside the
+    visual hull are skipped (as officially), and a ray stops once its transmittance falls below ``fast_min_trans``.
+    Compositing is the official one, so with a band that holds the whole surface the result equals
+    :func:`render_rays` up to the light the stopped rays would still have gathered (< ``fast_min_trans``).
+    """
+    R, N, dev = len(rays), n_samples, rays.origins.device
+    span = rays.far - rays.near
+    lo, hi = band
+    i0 = torch.ceil((lo - rays.near) / span * (N - 1)).clamp(0, N - 1).long()
+    i1 = torch.floor((hi - rays.near) / span * (N - 1)).clamp(0, N - 1).long()
+    k = max(1, int(cfg.fast_step))
+    step = torch.arange(k, device=dev)
+    T = torch.ones(R, device=dev)
+    out = {"rgb": torch.zeros(R, 3, device=dev), "rgb_att": torch.zeros(R, 3, device=dev),
+           "acc": torch.zeros(R, device=dev), "depth": torch.zeros(R, device=dev)}
+    length = span * rays.dirs.norm(dim=-1) / frame.body.scale
+    active = torch.nonzero(i1 >= i0).squeeze(1)
+    j, n_points = 0, 0
+    while active.numel():
+        ii = i0[active, None] + j * k + step  # (A,k) grid indices
+        valid = ii <= i1[active, None]
+        t = ii.float() / max(N - 1, 1)
+        zs = rays.near[active, None] + t * span[active, None]
+        pts = rays.origins[active, None] + zs[..., None] * rays.dirs[active, None]  # (A,k,3)
+        flat = pts.reshape(-1, 3)
+        keep = valid.reshape(-1)
+        if cfg.use_vh:
+            uv, _ = frame.src.project(flat)
+            m = sample_images(frame.masks, uv, frame.src.width, frame.src.height, cfg.uv_convention, mode="nearest")
+            keep &= (m[..., 0] > 0).all(dim=0)
+        idx = torch.nonzero(keep).squeeze(1)
+        A = active.numel()
+        sigma = flat.new_full((A * k,), -1e4)
+        rgb = flat.new_zeros(A * k, 3)
+        blend = flat.new_zeros(A * k, 3)
+        if idx.numel():
+            qdir = (-rays.dirs[active])[:, None].expand(A, k, 3).reshape(-1, 3)[idx]
+            s, c, mix = _evaluate(nerf, frame, feats, flat[idx], qdir, cfg, amp)
+            sigma[idx], rgb[idx], blend[idx] = s, c, mix
+            n_points += idx.numel()
+        sigma, rgb, blend = sigma.view(A, k), rgb.view(A, k, 3), blend.view(A, k, 3)
+        if cfg.alpha_mode == "occupancy":
+            alpha = 1.0 - torch.exp(-F.relu(sigma))
+        else:
+            delta = torch.where(ii < N - 1, torch.full_like(t, 1.0 / max(N - 1, 1)), torch.full_like(t, 1e10))
+            alpha = 1.0 - torch.exp(-F.relu(sigma) * delta * length[active, None])
+        alpha = alpha * valid
+        keep_t = 1.0 - alpha + 1e-10
+        trans = T[active, None] * torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), keep_t[:, :-1]], 1), 1)
+        w = alpha * trans
+        out["rgb"][active] += (w[..., None] * rgb).sum(1)
+        out["rgb_att"][active] += (w[..., None] * blend).sum(1)
+        out["acc"][active] += w.sum(1)
+        out["depth"][active] += (w * zs).sum(1)
+        T[active] = trans[:, -1] * keep_t[:, -1]
+        j += 1
+        more = (T[active] > cfg.fast_min_trans) & (i0[active] + j * k <= i1[active])
+        active = active[more]
+    return {**out, "n_points": n_points}
 
 
 @torch.no_grad()
@@ -174,13 +267,25 @@ def render_image(nerf, frame: FrameInputs, feats: torch.Tensor, camera: Camera, 
                  background=(0.0, 0.0, 0.0)) -> dict[str, np.ndarray]:
     """Render a whole target view -> ``color`` (H,W,3) float32 [0,1] (blended output over ``background``),
     ``color_nerf`` (H,W,3), ``alpha`` (H,W), ``depth`` (H,W) camera depth in model units (0 where empty)."""
-    sel, rays, n = (fast_rays if fast else full_rays)(camera, frame, cfg)
     H, W = camera.height, camera.width
     parts = {k: [] for k in ("rgb", "rgb_att", "acc", "depth")}
-    for a in range(0, len(rays), cfg.rays_per_batch):
-        out = render_rays(nerf, frame, feats, rays.slice(a, a + cfg.rays_per_batch), cfg, n, amp=fast and cfg.amp)
-        for k in parts:
-            parts[k].append(out[k].float())
+    points = 0
+    if fast:
+        sel, rays, n, (lo, hi) = fast_rays(camera, frame, cfg)
+        batch = cfg.fast_rays_per_batch
+        for a in range(0, len(rays), batch):
+            out = render_rays_fast(nerf, frame, feats, rays.slice(a, a + batch), (lo[a:a + batch], hi[a:a + batch]),
+                                   cfg, n, amp=cfg.amp)
+            points += out["n_points"]
+            for k in parts:
+                parts[k].append(out[k].float())
+    else:
+        sel, rays, n = full_rays(camera, frame, cfg)
+        for a in range(0, len(rays), cfg.rays_per_batch):
+            out = render_rays(nerf, frame, feats, rays.slice(a, a + cfg.rays_per_batch), cfg, n)
+            points += out["n_points"]
+            for k in parts:
+                parts[k].append(out[k].float())
     bg = np.asarray(background, dtype=np.float32)
     color = np.broadcast_to(bg, (H, W, 3)).copy()
     color_nerf = color.copy()
@@ -194,4 +299,4 @@ def render_image(nerf, frame: FrameInputs, feats: torch.Tensor, camera: Camera, 
         alpha[sel] = acc
         depth[sel] = np.where(acc > 1e-4, cat["depth"] / np.maximum(acc, 1e-4), 0.0)
     return {"color": np.clip(color, 0, 1), "color_nerf": np.clip(color_nerf, 0, 1), "alpha": alpha,
-            "depth": depth, "rays": np.int64(len(rays))}
+            "depth": depth, "rays": np.int64(len(rays)), "points": np.int64(points)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 
@@ -63,6 +64,26 @@ class GNRTrainer:
     def lr_at(self, step: int) -> float:
         return self.cfg.lr * 0.1 ** (step / self.decay_steps)
 
+    def sample_pixels(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``n_rand`` distinct target pixels (rows, cols) inside the official window; with ``fg_ray_fraction`` > 0
+        that share of them comes from the target mask dilated by 2 % of the image size (edges included)."""
+        cfg = self.cfg
+        top, bottom, left, right = official_ray_bbox(mask)
+        w = right - left
+        n_win = (bottom - top) * w
+        n = min(cfg.n_rand, n_win)
+        n_fg = int(round(n * cfg.fg_ray_fraction))
+        if n_fg == 0:
+            pick = self.np_rng.choice(n_win, size=n, replace=False)
+            return top + pick // w, left + pick % w
+        r = max(1, int(round(0.02 * max(mask.shape))))
+        fg = cv2.dilate(mask.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))[top:bottom, left:right]
+        fg_idx = np.flatnonzero(fg.ravel())
+        fg_pick = self.np_rng.choice(fg_idx, size=min(n_fg, fg_idx.size), replace=False)
+        rest = np.setdiff1d(np.arange(n_win), fg_pick, assume_unique=True)
+        pick = np.concatenate([fg_pick, self.np_rng.choice(rest, size=n - fg_pick.size, replace=False)])
+        return top + pick // w, left + pick % w
+
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
         lr = self.lr_at(step)
@@ -72,10 +93,7 @@ class GNRTrainer:
         req, target = sample.request, sample.target
         frame = build_frame(req.sources, req.body, cfg, self.device)
         cam = target_camera(req.camera, cfg)
-        top, bottom, left, right = official_ray_bbox(target.mask)
-        n_win = (bottom - top) * (right - left)
-        pick = self.np_rng.choice(n_win, size=min(cfg.n_rand, n_win), replace=False)
-        rows, cols = top + pick // (right - left), left + pick % (right - left)
+        rows, cols = self.sample_pixels(target.mask)
         pix = np.stack([cols, rows], axis=1).astype(np.float64)
         o, d = camera_rays(cam, pix, device=self.device)
         near, far = body_depth_range(cam, frame.body.vertices.cpu().numpy().astype(np.float64), cfg.near_far_pad)
@@ -90,6 +108,10 @@ class GNRTrainer:
         loss_nerf = torch.mean((out["rgb"] + rest - gt) ** 2)
         loss_att = torch.mean((out["rgb_att"] + rest - gt) ** 2)
         loss = loss_nerf + loss_att
+        if cfg.mask_loss > 0:  # bench's own: supervise opacity directly (black clothing vs empty space)
+            fg = torch.as_tensor(target.mask[rows, cols], dtype=torch.float32, device=self.device)
+            loss_mask = torch.mean((out["acc"] - fg) ** 2)
+            loss = loss + cfg.mask_loss * loss_mask
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

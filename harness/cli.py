@@ -267,7 +267,11 @@ def show_report(runs: list[Path], output: Path, out: Path | None):
         _fail(f"no results.json under {', '.join(map(str, runs))}")
     out = out or runs[0]
     frames = write_report(df, headers, out, method_specs())
-    console.print(rich_table(frames["overall"], title=f"bench report: {', '.join(map(str, runs))}"))
+    console.print(rich_table(frames["overall"], title=f"bench report: {', '.join(map(str, runs))}",
+                             flags=frames["degenerate"]))
+    for (m, d, p), items in frames["degenerate"].items():
+        for item in items:
+            console.print(f"[bold red]DEGENERATE:[/] {m} on {d}/{p}: {item} -- its numbers are not a result")
     for row in frames["published"]:
         vals = ", ".join(f"{k} {v}" for k, v in row.items() if k in ("psnr", "ssim", "lpips_alex", "lpips_vgg"))
         console.print(f"  [dim]published ({row['source']}): {row['method']} on {row['dataset']}: {vals}[/]")
@@ -310,19 +314,22 @@ def setup_lpips_cmd(dest, vgg):
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), default=Path("data/genebody-synth"), show_default=True)
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="synthetic data folder (default: data/genebody-synth, with -sSEED for other seeds)")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--run", default="demo", show_default=True)
+@click.option("--run", default=None, help="run name (default: demo, with -sSEED / -tTHREADS when given)")
 @click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
 @click.option("--lpips-weights", default=None)
 @click.option("--small", is_flag=True, help="a tiny dataset (for smoke tests)")
 @click.option("--gnr/--no-gnr", default=True, show_default=True, help="also train GNR briefly on the CPU and score it")
-def demo(data, output, run, executor, lpips_weights, small, gnr):
+@click.option("--seed", type=int, default=0, show_default=True, help="synthetic people and GNR's training seed")
+@click.option("--threads", type=int, default=None, help="torch threads per job (default: torch's choice)")
+def demo(data, output, run, executor, lpips_weights, small, gnr, seed, threads):
     """The main job on embedded synthetic data: synthesise -> run methods -> score -> report."""
     from .demo import run_demo
 
     ok = run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small,
-                  gnr=gnr)
+                  gnr=gnr, seed=seed, threads=threads)
     if not ok:
         sys.exit(1)
 

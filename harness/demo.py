@@ -36,27 +36,45 @@ def ensure_lpips(lpips_weights: str | None) -> str | None:
             return None
 
 
-def run_demo(data: Path, output: Path, run: str, executor: str = "local", lpips_weights: str | None = None,
-             small: bool = False, methods: tuple[str, ...] = DEMO_METHODS, gnr: bool = True) -> bool:
-    from .cli import _run, show_report, synth
+def demo_paths(data: Path | None, run: str | None, seed: int, threads: int | None) -> tuple[Path, str]:
+    """Default data folder and run name: one data set per seed, one run per (seed, threads) setting."""
+    tag = (f"-s{seed}" if seed else "") + (f"-t{threads}" if threads else "")
+    data = Path(data) if data is not None else Path("data/genebody-synth" + (f"-s{seed}" if seed else ""))
+    return data, run or f"demo{tag}"
 
-    data = Path(data)
-    if not (data / "bench-info.json").exists():
+
+def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "local", lpips_weights: str | None = None,
+             small: bool = False, methods: tuple[str, ...] = DEMO_METHODS, gnr: bool = True, seed: int = 0,
+             threads: int | None = None) -> bool:
+    """``seed`` makes other synthetic people (data) and seeds GNR's initialisation and sampling; ``threads`` sets
+    torch's intra-op threads of every job (default: torch's choice)."""
+    import json
+
+    from .cli import _fail, _run, show_report, synth
+
+    data, run = demo_paths(data, run, seed, threads)
+    info = data / "bench-info.json"
+    if not info.exists():
         console.rule("1/4 synthesise GeneBody-format data")
-        synth(data, **(SMALL if small else FULL))
+        synth(data, seed=seed, **(SMALL if small else FULL))
     else:
+        have = json.loads(info.read_text()).get("seed", 0)
+        if have != seed:
+            _fail(f"{data} holds synthetic data of seed {have}, not {seed}; pass another --data folder")
         console.print(f"using synthetic data in {data}")
     console.rule("2/4 LPIPS weights")
     weights = ensure_lpips(lpips_weights)
     console.print(f"LPIPS-alex backbone: {weights or 'missing'}")
     console.rule("3/4 run methods")
     run_dir, outcome = _run(methods, "genebody", data, None, (), run, output, executor, False, None, {}, None, None,
-                            "cpu", weights, 1, None)
+                            "cpu", weights, 1, threads)
     ok = outcome.ok
     if gnr:
-        console.print(f"GNR: preset {GNR_DEMO['preset']}, {GNR_DEMO['iterations']} training steps on the CPU, fast sampler")
+        console.print(f"GNR: preset {GNR_DEMO['preset']}, {GNR_DEMO['iterations']} training steps on the CPU "
+                      f"(seed {seed}), fast renderer")
         _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
-                              GNR_DEMO["preset"], GNR_DEMO["sets"], None, GNR_DEMO["iterations"], "cpu", weights, 1, None)
+                              GNR_DEMO["preset"], {**GNR_DEMO["sets"], "seed": seed}, None, GNR_DEMO["iterations"],
+                              "cpu", weights, 1, threads)
         ok = ok and gnr_outcome.ok
     console.rule("4/4 report")
     frames = show_report([run_dir], output, None)
@@ -68,7 +86,13 @@ def run_demo(data: Path, output: Path, run: str, executor: str = "local", lpips_
             verdict.append(f"LPIPS {mb['lpips_alex']:.4f} vs {nv['lpips_alex']:.4f}")
         console.print("mesh-blend vs nearest-view: " + ", ".join(verdict))
     if "gnr" in over.index and "nearest-view" in over.index:
-        console.print(f"gnr ({GNR_DEMO['iterations']} CPU steps) vs nearest-view: PSNR {over.loc['gnr', 'psnr']:.2f} "
-                      f"vs {over.loc['nearest-view', 'psnr']:.2f}")
+        g, nv = over.loc["gnr"], over.loc["nearest-view"]
+        beats = g["psnr"] > nv["psnr"] and ("lpips_alex" not in over or g["lpips_alex"] < nv["lpips_alex"])
+        lp = f", LPIPS {g['lpips_alex']:.4f} vs {nv['lpips_alex']:.4f}" if "lpips_alex" in over else ""
+        console.print(f"gnr ({GNR_DEMO['iterations']} CPU steps) vs nearest-view: PSNR {g['psnr']:.2f} vs "
+                      f"{nv['psnr']:.2f}{lp}: " + ("[green]GNR beats the floor[/]" if beats else
+                                                 "[bold red]GNR does NOT beat the floor[/]"))
+        if any(key[0] == "gnr" for key in frames.get("degenerate", {})):
+            console.print("[bold red]GNR's renders are degenerate (see above): its row is not a result[/]")
     console.print(f"predictions and job records: [bold]{run_dir}[/]")
     return ok

@@ -10,6 +10,7 @@ job.json (status, timings, peak memory, provenance, config) is updated at start,
 """
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +21,8 @@ from .atomic import write_json, write_png
 from .provenance import provenance
 from .resources import Stopwatch, peak_memory
 from .store import read_job, update_job, write_progress
+
+log = logging.getLogger("bench")
 
 
 def _now() -> str:
@@ -173,6 +176,13 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     write_progress(job_dir, total, total, "score")
     results = score_predictions(pred, lpips_source=job.get("lpips_weights"), device=job.get("device", "cpu"),
                                 nets=tuple(job.get("lpips_nets", ("alex",))))
+    from .quality import assess_predictions
+
+    results["quality"] = quality = assess_predictions(pred, protocol.background)
     write_json(job_dir / "results.json", results)
+    update_job(job_dir, quality=quality)
+    if quality["degenerate"]:
+        log.warning("%s on %s/%s: DEGENERATE renders: %s", job["method"], job["dataset"], subject,
+                    "; ".join(quality["reasons"]))
     return {"render_s": render_s, "rendered": rendered, "ms_per_view": 1000 * render_s / rendered if rendered else None,
             "score_s": time.perf_counter() - t0}

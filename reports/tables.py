@@ -36,8 +36,26 @@ def published_rows(specs: dict, shown: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def rich_table(over: pd.DataFrame, title: str) -> Table:
+def degenerate_jobs(headers: list[dict]) -> dict[tuple[str, str, str], list[str]]:
+    """(method, dataset, protocol) -> ["subject: reason", ...] for jobs whose renders do not show the person
+    (:mod:`bench.harness.quality`)."""
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for h in headers:
+        q = h.get("quality") or {}
+        if q.get("degenerate"):
+            key = (h.get("method"), h.get("dataset"), h.get("protocol_name"))
+            out.setdefault(key, []).append(f"{h.get('subject')}: {'; '.join(q.get('reasons', []))}")
+    return out
+
+
+def _check(r, flags: dict) -> str:
+    bad = flags.get((r["method"], r["dataset"], r["protocol"]))
+    return f"DEGENERATE ({len(bad)}/{int(r['n_subjects'])} subjects)" if bad else "ok"
+
+
+def rich_table(over: pd.DataFrame, title: str, flags: dict | None = None) -> Table:
     metrics = metric_columns(over)
+    flags = flags or {}
     t = Table(title=title, title_justify="left")
     for col in ("method", "dataset", "protocol"):
         t.add_column(col)
@@ -45,15 +63,19 @@ def rich_table(over: pd.DataFrame, title: str) -> Table:
         t.add_column(LABELS[m], justify="right")
     t.add_column("subjects", justify="right")
     t.add_column("images", justify="right")
+    t.add_column("renders")
     for _, r in over.iterrows():
+        check = _check(r, flags)
         t.add_row(r["method"], r["dataset"], r["protocol"], *[_fmt(r[m], m) for m in metrics],
-                  str(int(r["n_subjects"])), str(int(r["n_images"])))
+                  str(int(r["n_subjects"])), str(int(r["n_images"])),
+                  f"[bold red]{check}[/]" if check != "ok" else check,
+                  style="red" if check != "ok" else None)
     return t
 
 
 def markdown(over: pd.DataFrame, subj: pd.DataFrame, published: list[dict], headers: list[dict]) -> str:
     metrics = metric_columns(over)
-    cols = ["method", "dataset", "protocol"] + metrics + ["n_subjects", "n_images"]
+    cols = ["method", "dataset", "protocol"] + metrics + ["n_subjects", "n_images", "renders"]
 
     def table(df, columns):
         body = [[_fmt(r[c], c) if c in metrics else r[c] for c in columns] for _, r in df.iterrows()]
@@ -62,6 +84,12 @@ def markdown(over: pd.DataFrame, subj: pd.DataFrame, published: list[dict], head
     lines = [f"# bench report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}. Means over views, then frames, "
              "then subjects (GNR's order). Metrics on the protocol's crop; PSNR/SSIM/LPIPS on uint8 PNGs.", "",
              "## Overall", "", table(over, cols), ""]
+    flags = degenerate_jobs(headers)
+    if flags:
+        lines += ["## DEGENERATE renders: these numbers are not results", "",
+                  "The renders of these jobs do not show the person (bench.harness.quality); their metrics only "
+                  "measure an empty or constant image.", ""]
+        lines += [f"- **{m}** on {d}/{p}: {item}" for (m, d, p), items in flags.items() for item in items] + [""]
     if published:
         pub = pd.DataFrame(published)
         pcols = ["method", "dataset", "protocol", "source"] + [c for c in ("psnr", "ssim", "lpips_alex", "lpips_vgg")
@@ -86,8 +114,10 @@ def write_report(df: pd.DataFrame, headers: list[dict], out_dir: Path, specs: di
     """Write report.md and results.csv (per subject and overall rows) into ``out_dir``; return the frames."""
     out_dir = Path(out_dir)
     subj, over = per_subject(df), overall(df)
+    flags = degenerate_jobs(headers)
+    over["renders"] = [_check(r, flags) for _, r in over.iterrows()] if len(over) else []
     published = published_rows(specs or {}, over) if len(over) else []
     write_text(out_dir / "report.md", markdown(over, subj, published, headers))
     csv = pd.concat([subj.assign(level="subject"), over.assign(level="overall", subject="(all)")], ignore_index=True)
     write_text(out_dir / "results.csv", csv.to_csv(index=False))
-    return {"overall": over, "per_subject": subj, "published": published}
+    return {"overall": over, "per_subject": subj, "published": published, "degenerate": flags}

@@ -18,6 +18,11 @@ if [ -d .whl ]; then
   [ -f .whl/alexnet_features_imagenet.npz ] && export BENCH_LPIPS_WEIGHTS=$PWD/.whl/alexnet_features_imagenet.npz
 fi
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null
+if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1; then
+  # no usable setuptools there: expose the source folders as the bench namespace package instead
+  mkdir -p "$SITE/bench"
+  for d in harness methods gnr datasets reports; do ln -sfn "$PWD/$d" "$SITE/bench/$d"; done
+fi
+python3 -c "import bench.harness, bench.gnr; print('bench from', bench.harness.__file__)"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu.log"

@@ -171,7 +171,13 @@ def part_eval(args, root: Path, ckpt: str, runs: Path) -> dict:
 def part_perf(args, root: Path, ckpt: str) -> dict:
     from bench.harness.perf import gnr_perf
 
-    return gnr_perf(checkpoint=ckpt, root=root, device=args.device, size=args.size, steps=3)
+    out = gnr_perf(checkpoint=ckpt, root=root, device=args.device, size=args.size, steps=3, profile=args.profile,
+                   repeats=1 if args.tiny else 3)
+    if args.device == "cuda":  # the fast path with bf16 autocast on the same weights
+        amp = gnr_perf(checkpoint=ckpt, root=root, device=args.device, size=args.size, steps=1,
+                       overrides={"amp": True}, repeats=3)
+        out["amp"] = {k: amp[k] for k in ("fast_ms", "fast_psnr", "full_psnr", "fast_vs_full_psnr")}
+    return out
 
 
 def part_scoring(args) -> dict:
@@ -251,6 +257,9 @@ def main(argv=None) -> int:
                     help="GNR learning rate for the short budget (paper: 5e-4 over days of training)")
     ap.add_argument("--budget-s", type=float, default=470.0, help="skip remaining optional parts after this")
     ap.add_argument("--lpips-weights", default=os.environ.get("BENCH_LPIPS_WEIGHTS"))
+    ap.add_argument("--parts", default="scoring,train,perf_gnr,rivals,eval",
+                    help="comma-separated parts to run (data always runs)")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler tables of the perf_gnr renders")
     args = ap.parse_args(argv)
     if args.tiny:
         args.size = args.size or 32
@@ -281,12 +290,15 @@ def main(argv=None) -> int:
     if data is None:
         return 1
     root = Path(data["root"])
-    run("scoring", part_scoring, args)
-    train = run("train", part_train, args, root, work, args.train_s)
-    if train is not None:
+    parts = set(args.parts.split(","))
+    if "scoring" in parts:
+        run("scoring", part_scoring, args)
+    train = run("train", part_train, args, root, work, args.train_s) if parts & {"train", "perf_gnr", "eval"} else None
+    if train is not None and "perf_gnr" in parts:
         run("perf_gnr", part_perf, args, root, train["checkpoint"])
-    run("rivals", part_rivals, args, root)
-    if train is not None:
+    if "rivals" in parts:
+        run("rivals", part_rivals, args, root)
+    if train is not None and "eval" in parts:
         run("eval", part_eval, args, root, train["checkpoint"], work / "runs")
     rep.save()
     print(json.dumps(rep.data["parts"].get("eval", {}), indent=1, default=str)[:4000])

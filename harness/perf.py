@@ -26,9 +26,33 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def _profiled(fn, device: torch.device, rows: int = 25) -> tuple[object, str]:
+    """Run ``fn`` under torch.profiler; the result and a table of the ops that took the most time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        out = fn()
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60)
+    import cProfile
+    import io
+    import pstats
+
+    py = cProfile.Profile()
+    py.enable()
+    fn()
+    _sync(device)
+    py.disable()
+    buf = io.StringIO()
+    pstats.Stats(py, stream=buf).sort_stats("cumulative").print_stats(rows)
+    return out, table + "\n\n" + buf.getvalue()
+
+
 def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, device: str = "cpu", size: int = 512,
              steps: int = 5, train_steps: int = 0, preset: str | None = None, overrides: dict | None = None,
-             progress=None) -> dict:
+             progress=None, profile: bool = False, repeats: int = 1) -> dict:
     """Time ``steps`` training steps (after one untimed warm-up step) and one full and one fast render of a
     size x size target view; returns rays/s, ms per view, PSNRs vs the ground truth and fast-vs-full."""
     from bench.datasets.genebody import GeneBodyReader
@@ -83,17 +107,27 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
         sample = TrainData(reader, protocol, subjects=[subject]).get(subject, frame, target_view)
         req, gt = sample.request, sample.target.image.astype(np.float32) / 255.0
         method.model.eval()
-        results = {}
+        results, points, profiles = {}, {}, {}
         for mode, fast in (("full", False), ("fast", True)):
             if dev.type == "cuda":  # warm-up render (autocast, cuDNN plans)
                 method.model.render(build_frame(req.sources, req.body, method.cfg, dev),
                                     target_camera(req.camera, method.cfg), fast=fast, background=req.background)
-            _sync(dev)
-            t0 = time.perf_counter()
-            fr = build_frame(req.sources, req.body, method.cfg, dev)
-            out = method.model.render(fr, target_camera(req.camera, method.cfg), fast=fast, background=req.background)
-            _sync(dev)
-            results[mode] = (1000 * (time.perf_counter() - t0), out["color"])
+            def once():
+                fr = build_frame(req.sources, req.body, method.cfg, dev)
+                return method.model.render(fr, target_camera(req.camera, method.cfg), fast=fast,
+                                           background=req.background)
+
+            times = []
+            for _ in range(max(1, repeats)):
+                _sync(dev)
+                t0 = time.perf_counter()
+                out = once()
+                _sync(dev)
+                times.append(1000 * (time.perf_counter() - t0))
+            results[mode] = (float(np.median(times)), out["color"])
+            points[mode] = int(out.get("points", 0))
+            if profile:
+                profiles[mode] = _profiled(once, dev)[1]
     full_ms, full = results["full"]
     fast_ms, fast_img = results["fast"]
     psnr_full, psnr_fast = _psnr(full, gt), _psnr(fast_img, gt)
@@ -102,7 +136,9 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
             "train_rays_per_s": rays / train_s, "train_s_per_step": train_s / steps,
             "full_ms": full_ms, "fast_ms": fast_ms, "speedup": full_ms / fast_ms,
             "full_psnr": psnr_full, "fast_psnr": psnr_fast, "psnr_fast_minus_full": psnr_fast - psnr_full,
-            "fast_vs_full_psnr": _psnr(fast_img, full), "target": f"{subject}/{frame}/{target_view}"}
+            "fast_vs_full_psnr": _psnr(fast_img, full), "target": f"{subject}/{frame}/{target_view}",
+            "full_points": points["full"], "fast_points": points["fast"], "repeats": max(1, repeats),
+            **({"profiles": profiles} if profile else {})}
 
 
 def perf_table(r: dict):

@@ -68,7 +68,8 @@ class GNRMethod:
             self.cfg = GNRConfig.from_overrides({**saved, **_flatten(overrides)})
             self.device = _resolve_device(self.cfg.device)
             self.model = GNRModel(self.cfg)
-            state = torch.load(ckpt / STATE_FILE, map_location=self.device, weights_only=False)
+            # CPU first: RNG states must stay CPU ByteTensors (mapping them to CUDA broke resuming on a GPU)
+            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
             self.model.load_state_dict(state["model"])
             self.loaded_step = int(state.get("trainer", {}).get("step", state.get("step", 0)))
         elif ckpt is not None:

@@ -59,6 +59,14 @@ def _closest_winding(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.a
     _store(mesh, q, i, out_cp, out_face, out_inside)
 
 
+@wp.kernel
+def _closest_normal(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out_cp: wp.array(dtype=wp.vec3),
+                    out_face: wp.array(dtype=wp.int32), out_inside: wp.array(dtype=wp.int32)):
+    i = wp.tid()
+    q = wp.mesh_query_point_sign_normal(mesh, pts[i], 1.0e8, 1.0e-3)
+    _store(mesh, q, i, out_cp, out_face, out_inside)
+
+
 def _has_builtin(name: str) -> bool:
     for module in ("warp._src.context", "warp.context"):  # warp >= 1.10 / older layout
         try:
@@ -84,6 +92,9 @@ else:  # older warp: majority vote of three axis-aligned rays
         _store(mesh, q, i, out_cp, out_face, out_inside)
 
 
+INSIDE_TESTS = ("winding", "raycast", "normal")
+
+
 def _wp_device(device: torch.device) -> str:
     return "cpu" if device.type == "cpu" else f"cuda:{device.index if device.index is not None else 0}"
 
@@ -92,8 +103,8 @@ class BodyMeshQuery:
     """Closest point, face and inside/outside of query points against one posed body mesh (BVH built once)."""
 
     def __init__(self, vertices: torch.Tensor, faces: torch.Tensor, inside_test: str = "winding"):
-        if inside_test not in ("winding", "raycast"):
-            raise ValueError(f"inside_test must be 'winding' or 'raycast', got {inside_test!r}")
+        if inside_test not in INSIDE_TESTS:
+            raise ValueError(f"inside_test must be one of {INSIDE_TESTS}, got {inside_test!r}")
         _ensure_warp()
         self.device = vertices.device
         self._wdev = _wp_device(self.device)
@@ -113,7 +124,7 @@ class BodyMeshQuery:
         inside = torch.zeros(n, dtype=torch.int32, device=self.device)
         if n:
             p = pts.detach().float().contiguous()
-            kernel = _closest_winding if self.inside_test == "winding" else _closest_parity
+            kernel = {"winding": _closest_winding, "raycast": _closest_parity, "normal": _closest_normal}[self.inside_test]
             args = [self.mesh.id, wp.from_torch(p, dtype=wp.vec3), wp.from_torch(cp, dtype=wp.vec3),
                     wp.from_torch(face), wp.from_torch(inside)]
             if self.device.type == "cuda":  # run on torch's current stream, ordered with the surrounding ops

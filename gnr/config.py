@@ -10,7 +10,8 @@ _CHOICES = {
     "attention_inputs": ("aligned", "official"),
     "uv_convention": ("pixel-centre", "official"),
     "alpha_mode": ("occupancy", "density"),
-    "inside_test": ("winding", "raycast"),
+    "inside_test": ("winding", "raycast", "normal"),
+    "fast_inside_test": ("winding", "raycast", "normal"),
     "hg_norm": ("group", "batch"),
     "nerf_init": ("official", "torch"),
 }
@@ -62,6 +63,8 @@ class GNRConfig:
     fast_band: float = 0.12  # metres (world units / world_scale) in front of / behind the rasterized body depth
     fast_samples: int | None = None  # None: the official grid (n_samples); an int: a coarser grid, faster, approximate
     fast_dilate: float = 0.04  # silhouette dilation, fraction of max(H, W); depth of dilated pixels = nearest body
+    fast_inside_test: str = "normal"  # inside/outside in the fast path: closest-face normal (the same as the winding
+    # number on a closed body, 2.6x cheaper on the CPU; the winding kernel was 90 % of an H200 render)
     fast_step: int = 8  # grid samples per ray evaluated per round (front to back)
     fast_min_trans: float = 1e-3  # a ray stops once its transmittance is below this
     fast_rays_per_batch: int = 65536

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from bench.datasets.camera import Camera
 from bench.datasets.rasterize import rasterize_mesh
 
-from .body_embedding import body_features
+from .body_embedding import BodyMeshQuery, body_features
 from .cameras import body_depth_range, camera_rays, sample_images
 from .config import GNRConfig
 from .frame import FrameInputs
@@ -156,7 +156,8 @@ def fast_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
     The body is rasterized in the target view; pixels within ``fast_dilate * max(H,W)`` of its silhouette get
     rays. Every ray keeps the official near/far and sample grid (``n_samples``, or ``fast_samples`` when set) so
     the samples it evaluates are the official ones; :func:`render_rays_fast` skips those outside
-    ``[nearest body depth in the window - fast_band, body depth + fast_band]`` and those behind an opaque surface.
+    ``[nearest body depth in the window - fast_band, farthest body depth in the window + fast_band]`` and those
+    behind an opaque surface.
     Returns the selected pixels, the rays, the sample count and the per-ray band ``(lo, hi)`` in camera depth.
     """
     dev = frame.body.vertices.device
@@ -170,7 +171,7 @@ def fast_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
     sel_t = dmin < 1e8
     band = cfg.fast_band / cfg.world_scale
     lo = (dmin - band).clamp(min=g_near)
-    hi = (torch.where(D > 0, D, dmax) + band).clamp(max=g_far)
+    hi = (dmax + band).clamp(max=g_far)  # the farthest body depth nearby: what a half-transparent limb lets through
     sel_t &= hi > lo
     sel = sel_t.cpu().numpy()
     pix = _pixels(sel)
@@ -271,6 +272,9 @@ def render_image(nerf, frame: FrameInputs, feats: torch.Tensor, camera: Camera, 
     parts = {k: [] for k in ("rgb", "rgb_att", "acc", "depth")}
     points = 0
     if fast:
+        if cfg.fast_inside_test != frame.body.query.inside_test:  # a cheaper inside/outside test for the fast path
+            b = frame.body
+            frame = replace(frame, body=replace(b, query=BodyMeshQuery(b.vertices, b.faces, cfg.fast_inside_test)))
         sel, rays, n, (lo, hi) = fast_rays(camera, frame, cfg)
         batch = cfg.fast_rays_per_batch
         for a in range(0, len(rays), batch):

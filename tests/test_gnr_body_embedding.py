@@ -26,7 +26,7 @@ def _meshes():
     yield "box", box.subdivide().subdivide()
 
 
-@pytest.mark.parametrize("inside_test", ["winding", "raycast"])
+@pytest.mark.parametrize("inside_test", ["winding", "raycast", "normal"])
 @pytest.mark.parametrize("name,mesh", list(_meshes()), ids=lambda x: x if isinstance(x, str) else "")
 def test_query_matches_trimesh(name, mesh, inside_test):
     rng = np.random.default_rng(0)

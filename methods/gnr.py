@@ -26,6 +26,7 @@ from bench.gnr.model import GNRModel
 from bench.gnr.presets import DEFAULT_PRESET, PRESETS
 from bench.gnr.training import GNRTrainer
 from bench.harness.method import MethodInfo, ModelInfo
+from bench.methods.nerf_common import safe_torch_load
 
 STATE_FILE = "gnr-state.pt"
 CONFIG_FILE = "config.json"
@@ -69,7 +70,7 @@ class GNRMethod:
             self.device = _resolve_device(self.cfg.device)
             self.model = GNRModel(self.cfg)
             # CPU first: RNG states must stay CPU ByteTensors (mapping them to CUDA broke resuming on a GPU)
-            state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+            state = safe_torch_load(ckpt / STATE_FILE)
             self.model.load_state_dict(state["model"])
             self.loaded_step = int(state.get("trainer", {}).get("step", state.get("step", 0)))
         elif ckpt is not None:

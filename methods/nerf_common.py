@@ -457,11 +457,23 @@ def load_state(path: str | Path, method_id: str) -> tuple[dict, dict]:
         config = json.loads(cfg.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{cfg}: not valid JSON ({e})") from None
-    state = torch.load(st, map_location="cpu", weights_only=False)
+    state = safe_torch_load(st)
     for key in ("step", "model"):
         if key not in state:
             raise ValueError(f"{st}: missing {key!r}; not a {method_id} checkpoint")
     return config, state
+
+
+def safe_torch_load(path: str | Path) -> dict:
+    """``torch.load`` that cannot run code: tensors, dicts, lists, numbers and strings only (``weights_only``).
+    Anything else (a pickled object, a hostile file) is refused with an error naming the file."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
+        raise ValueError(f"{path}: refused to load: not a plain tensor/number/string checkpoint (loading it would "
+                         f"have to run pickled code, or it is corrupt): {str(e).splitlines()[0][:300]}") from None
 
 
 def merge_config(defaults: dict, saved: dict | None, overrides: dict | None, method_id: str) -> dict:

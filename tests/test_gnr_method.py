@@ -137,3 +137,23 @@ def test_spec_imports_nothing_heavy():
             "print('torch' in sys.modules, 'warp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_hostile_checkpoint_is_refused_without_running_code(capture, tmp_path, monkeypatch):
+    good = GNRMethod(train_data=TrainData(capture, capture), config_overrides=TINY)
+    good.train_iteration(0)
+    good.save(str(tmp_path / "ckpt"))
+    GNRMethod(checkpoint=str(tmp_path / "ckpt"), train_data=TrainData(capture, capture), config_overrides=TINY)
+    state = torch.load(tmp_path / "ckpt" / "gnr-state.pt", weights_only=True)
+    state["extra"] = _Exploit()
+    torch.save(state, tmp_path / "ckpt" / "gnr-state.pt")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="gnr-state.pt: refused to load"):
+        GNRMethod(checkpoint=str(tmp_path / "ckpt"), config_overrides=TINY)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()

@@ -58,11 +58,15 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def _load_npy_dict(path: Path, what: str) -> dict:
+    from .safe_pickle import UnsafePickle, load_npy
+
     if not path.is_file():
         raise DatasetError(path, None, f"{what} file is missing; re-download or regenerate this subject")
     try:
-        obj = np.load(path, allow_pickle=True)
+        obj = load_npy(path)  # a restricted unpickler: a dataset file cannot run code
         obj = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == () else obj
+    except UnsafePickle as e:
+        raise DatasetError(path, None, f"refused: {str(e).split(': ', 1)[-1]}") from None
     except Exception as e:  # np.load raises many kinds (ValueError, EOFError, UnpicklingError, OSError)
         raise DatasetError(path, None, f"cannot load {what} ({type(e).__name__}: {e}); the file is corrupt, "
                                        "re-download or regenerate it")

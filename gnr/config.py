@@ -65,6 +65,7 @@ class GNRConfig:
     fast_dilate: float = 0.04  # silhouette dilation, fraction of max(H, W); depth of dilated pixels = nearest body
     fast_inside_test: str = "normal"  # inside/outside in the fast path: closest-face normal (the same as the winding
     # number on a closed body, 2.6x cheaper on the CPU; the winding kernel was 90 % of an H200 render)
+    fast_stride: int = 1  # 1: every official grid sample (exact); 2: every other one, each standing for two (faster)
     fast_step: int = 8  # grid samples per ray evaluated per round (front to back)
     fast_min_trans: float = 1e-3  # a ray stops once its transmittance is below this
     fast_rays_per_batch: int = 65536

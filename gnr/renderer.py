@@ -213,7 +213,8 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
     i0 = torch.ceil((lo - rays.near) / span * (N - 1)).clamp(0, N - 1).long()
     i1 = torch.floor((hi - rays.near) / span * (N - 1)).clamp(0, N - 1).long()
     k = max(1, int(cfg.fast_step))
-    step = torch.arange(k, device=dev)
+    stride = max(1, int(cfg.fast_stride))
+    step = torch.arange(k, device=dev) * stride
     T = torch.ones(R, device=dev)
     out = {"rgb": torch.zeros(R, 3, device=dev), "rgb_att": torch.zeros(R, 3, device=dev),
            "acc": torch.zeros(R, device=dev), "depth": torch.zeros(R, device=dev)}
@@ -221,7 +222,7 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
     active = torch.nonzero(i1 >= i0).squeeze(1)
     j, n_points = 0, 0
     while active.numel():
-        ii = i0[active, None] + j * k + step  # (A,k) grid indices
+        ii = i0[active, None] + j * k * stride + step  # (A,k) grid indices
         valid = ii <= i1[active, None]
         t = ii.float() / max(N - 1, 1)
         zs = rays.near[active, None] + t * span[active, None]
@@ -243,10 +244,11 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
             sigma[idx], rgb[idx], blend[idx] = s, c, mix
             n_points += idx.numel()
         sigma, rgb, blend = sigma.view(A, k), rgb.view(A, k, 3), blend.view(A, k, 3)
+        # a sample stands for ``stride`` grid samples: its opacity is theirs if sigma is locally constant
         if cfg.alpha_mode == "occupancy":
-            alpha = 1.0 - torch.exp(-F.relu(sigma))
+            alpha = 1.0 - torch.exp(-F.relu(sigma) * stride)
         else:
-            delta = torch.where(ii < N - 1, torch.full_like(t, 1.0 / max(N - 1, 1)), torch.full_like(t, 1e10))
+            delta = torch.where(ii < N - 1, torch.full_like(t, stride / max(N - 1, 1)), torch.full_like(t, 1e10))
             alpha = 1.0 - torch.exp(-F.relu(sigma) * delta * length[active, None])
         alpha = alpha * valid
         keep_t = 1.0 - alpha + 1e-10
@@ -258,7 +260,7 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
         out["depth"][active] += (w * zs).sum(1)
         T[active] = trans[:, -1] * keep_t[:, -1]
         j += 1
-        more = (T[active] > cfg.fast_min_trans) & (i0[active] + j * k <= i1[active])
+        more = (T[active] > cfg.fast_min_trans) & (i0[active] + j * k * stride <= i1[active])
         active = active[more]
     return {**out, "n_points": n_points}
 

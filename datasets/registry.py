@@ -85,3 +85,33 @@ def open_dataset(name: str, root: str | os.PathLike | None = None):
     module, _, cls = spec["reader"].partition(":")
     reader_cls = getattr(importlib.import_module(module), cls)
     return reader_cls(resolve_root(name, root))
+
+
+def detect_dataset(root: str | Path) -> str | None:
+    """The layout a root is in: ``bench-info.json``'s ``layout`` (synthetic data), else the files' signatures
+    (GeneBody: ``genebody_split.npy`` or subjects with ``image/`` + ``annots.npy``; ZJU-MoCap: subjects with
+    ``annots.npy`` and ``Camera*`` folders; V-sense: subjects with ``RENDER/``). None when nothing matches."""
+    import json
+
+    root = Path(root)
+    info = root / "bench-info.json"
+    if info.is_file():
+        try:
+            layout = json.loads(info.read_text()).get("layout", "genebody")
+        except (OSError, ValueError):
+            layout = None
+        if layout in DATASETS:
+            return layout
+    if (root / "genebody_split.npy").is_file():
+        return "genebody"
+    subjects = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    for d in subjects:
+        if (d / "RENDER").is_dir():
+            return "vsense"
+        if (d / "annots.npy").is_file():
+            if (d / "image").is_dir():
+                return "genebody"
+            if any(c.is_dir() and c.name.startswith("Camera") for c in d.iterdir()):
+                return "zjumocap"
+    return None
+

@@ -101,9 +101,16 @@ _attach_commands()
 
 @data.command("check")
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--dataset", "-d", default="genebody", show_default=True)
+@click.option("--dataset", "-d", default=None, help="genebody, zjumocap or vsense (default: detected from the files)")
 def data_check(root, dataset):
     """Validate a dataset root: per subject cameras, frames, missing views, unreadable files, usable protocols."""
+    from bench.datasets.registry import detect_dataset
+
+    if dataset is None:
+        dataset = detect_dataset(root)
+        if dataset is None:
+            _fail(f"{root}: no GeneBody, ZJU-MoCap or V-sense layout recognised; pass --dataset")
+        console.print(f"{root}: {dataset} layout")
     from rich.table import Table
 
     from bench.datasets.errors import DatasetError

@@ -324,19 +324,20 @@ def setup_lpips_cmd(dest, vgg):
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="synthetic data folder (default: data/genebody-synth, with -sSEED for other seeds)")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--run", default=None, help="run name (default: demo, with -sSEED / -tTHREADS when given)")
+@click.option("--run", default=None, help="run name (default: demo, with -sSEED / -tTHREADS / -train when given)")
 @click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
 @click.option("--lpips-weights", default=None)
 @click.option("--small", is_flag=True, help="a tiny dataset (for smoke tests)")
 @click.option("--gnr/--no-gnr", default=True, show_default=True, help="also train GNR briefly on the CPU and score it")
 @click.option("--seed", type=int, default=0, show_default=True, help="synthetic people and GNR's training seed")
 @click.option("--threads", type=int, default=None, help="torch threads per job (default: torch's choice)")
-def demo(data, output, run, executor, lpips_weights, small, gnr, seed, threads):
+@click.option("--train", is_flag=True, help="train GNR here (300 CPU steps) instead of the shipped checkpoint")
+def demo(data, output, run, executor, lpips_weights, small, gnr, seed, threads, train):
     """The main job on embedded synthetic data: synthesise -> run methods -> score -> report."""
     from .demo import run_demo
 
     ok = run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small,
-                  gnr=gnr, seed=seed, threads=threads)
+                  gnr=gnr, seed=seed, threads=threads, train=train)
     if not ok:
         sys.exit(1)
 

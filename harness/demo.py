@@ -11,8 +11,9 @@ from pathlib import Path
 from .console import console
 
 DEMO_METHODS = ("nearest-view", "mesh-blend")
-# GNR in the demo: the cpu-smoke preset (a small model; see bench.gnr.presets) trained for a fixed CPU budget,
-# rendered with bench's fast sampler. Enough to show the whole learned path; not GNR's paper quality.
+# GNR in the demo: by default the shipped checkpoint (bench.harness.demo_checkpoint: the cpu-smoke preset trained by
+# bench on the seed-0 demo people, 2000 steps), rendered with bench's fast renderer; with --train the same preset
+# trained here for 300 CPU steps. Either way not GNR's paper quality: a small model, a short budget.
 GNR_DEMO = {"method": "gnr", "preset": "cpu-smoke", "iterations": 300, "sets": {"fast": True}}
 FULL = {"subjects": 4, "test_subjects": 1, "frames": 2, "num_cameras": 48, "width": 612, "height": 512}
 SMALL = {"subjects": 2, "test_subjects": 1, "frames": 2, "num_cameras": 48, "width": 204, "height": 170}
@@ -36,23 +37,25 @@ def ensure_lpips(lpips_weights: str | None) -> str | None:
             return None
 
 
-def demo_paths(data: Path | None, run: str | None, seed: int, threads: int | None) -> tuple[Path, str]:
-    """Default data folder and run name: one data set per seed, one run per (seed, threads) setting."""
-    tag = (f"-s{seed}" if seed else "") + (f"-t{threads}" if threads else "")
+def demo_paths(data: Path | None, run: str | None, seed: int, threads: int | None,
+               train: bool = False) -> tuple[Path, str]:
+    """Default data folder and run name: one data set per seed, one run per (seed, threads, train) setting."""
+    tag = (f"-s{seed}" if seed else "") + (f"-t{threads}" if threads else "") + ("-train" if train else "")
     data = Path(data) if data is not None else Path("data/genebody-synth" + (f"-s{seed}" if seed else ""))
     return data, run or f"demo{tag}"
 
 
 def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "local", lpips_weights: str | None = None,
              small: bool = False, methods: tuple[str, ...] = DEMO_METHODS, gnr: bool = True, seed: int = 0,
-             threads: int | None = None) -> bool:
-    """``seed`` makes other synthetic people (data) and seeds GNR's initialisation and sampling; ``threads`` sets
-    torch's intra-op threads of every job (default: torch's choice)."""
+             threads: int | None = None, train: bool = False) -> bool:
+    """``seed`` makes other synthetic people (data; the shipped GNR never saw them) and, with ``train``, seeds GNR's
+    initialisation and sampling; ``threads`` sets torch's intra-op threads of every job (default: torch's choice);
+    ``train`` trains GNR here (300 CPU steps) instead of evaluating the shipped checkpoint."""
     import json
 
     from .cli import _fail, _run, show_report, synth
 
-    data, run = demo_paths(data, run, seed, threads)
+    data, run = demo_paths(data, run, seed, threads, train)
     info = data / "bench-info.json"
     if not info.exists():
         console.rule("1/4 synthesise GeneBody-format data")
@@ -70,11 +73,24 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
                             "cpu", weights, 1, threads)
     ok = outcome.ok
     if gnr:
-        console.print(f"GNR: preset {GNR_DEMO['preset']}, {GNR_DEMO['iterations']} training steps on the CPU "
-                      f"(seed {seed}), fast renderer")
-        _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
-                              GNR_DEMO["preset"], {**GNR_DEMO["sets"], "seed": seed}, None, GNR_DEMO["iterations"],
-                              "cpu", weights, 1, threads)
+        from .demo_checkpoint import shipped_checkpoint
+
+        ckpt = None if train else shipped_checkpoint()
+        if not train and ckpt is None:
+            console.print("[yellow]this install lacks the shipped GNR demo checkpoint; training GNR here instead[/]")
+        if ckpt is not None:
+            prov = json.loads((ckpt / "provenance.json").read_text()) if (ckpt / "provenance.json").is_file() else {}
+            console.print(f"GNR: shipped checkpoint {ckpt} (preset {GNR_DEMO['preset']}, {prov.get('steps', '?')} "
+                          f"CPU steps on the seed-{prov.get('data', {}).get('seed', '?')} training people; this test "
+                          f"person is unseen), fast renderer")
+            _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
+                                  None, dict(GNR_DEMO["sets"]), str(ckpt), None, "cpu", weights, 1, threads)
+        else:
+            console.print(f"GNR: preset {GNR_DEMO['preset']}, {GNR_DEMO['iterations']} training steps on the CPU "
+                          f"(seed {seed}), fast renderer")
+            _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
+                                  GNR_DEMO["preset"], {**GNR_DEMO["sets"], "seed": seed}, None,
+                                  GNR_DEMO["iterations"], "cpu", weights, 1, threads)
         ok = ok and gnr_outcome.ok
     console.rule("4/4 report")
     frames = show_report([run_dir], output, None)
@@ -89,7 +105,7 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
         g, nv = over.loc["gnr"], over.loc["nearest-view"]
         beats = g["psnr"] > nv["psnr"] and ("lpips_alex" not in over or g["lpips_alex"] < nv["lpips_alex"])
         lp = f", LPIPS {g['lpips_alex']:.4f} vs {nv['lpips_alex']:.4f}" if "lpips_alex" in over else ""
-        console.print(f"gnr ({GNR_DEMO['iterations']} CPU steps) vs nearest-view: PSNR {g['psnr']:.2f} vs "
+        console.print(f"gnr vs nearest-view: PSNR {g['psnr']:.2f} vs "
                       f"{nv['psnr']:.2f}{lp}: " + ("[green]GNR beats the floor[/]" if beats else
                                                  "[bold red]GNR does NOT beat the floor[/]"))
         if any(key[0] == "gnr" for key in frames.get("degenerate", {})):

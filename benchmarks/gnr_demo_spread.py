@@ -1,7 +1,8 @@
 """Does the demo's GNR row hold on other seeds and thread counts? (benchmark, not a test)
 
-Runs ``bench demo`` for every (seed, torch threads) pair, exactly as a user would (same CLI, default settings
-otherwise), then prints one table: GNR, nearest-view and mesh-blend per run, whether GNR beats the floor on PSNR
+Runs ``bench demo`` (the shipped GNR checkpoint on each seed's unseen test person; ``--train``: GNR trained in each
+demo) for every (seed, torch threads) pair, exactly as a user would (same CLI, default settings otherwise), then
+prints one table: GNR, nearest-view and mesh-blend per run, whether GNR beats the floor on PSNR
 and LPIPS, whether its renders were flagged degenerate, and the wall time of each demo.
 
     python benchmarks/gnr_demo_spread.py [--seeds 0 1 2] [--threads 1 2] [--output runs] [--data-dir data]
@@ -33,14 +34,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", type=Path, default=Path("data"))
     ap.add_argument("--executor", default="local")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--train", action="store_true", help="bench demo --train: GNR trained in each demo (300 steps)")
     args = ap.parse_args(argv)
     rows = []
     for seed in args.seeds:
         for threads in args.threads:
-            run = f"spread-s{seed}-t{threads}"
+            run = f"spread-s{seed}-t{threads}" + ("-train" if args.train else "")
             data = args.data_dir / f"genebody-synth-s{seed}"
             cmd = ["bench", "demo", "--seed", str(seed), "--threads", str(threads), "--data", str(data),
-                   "--output", str(args.output), "--run", run, "--executor", args.executor]
+                   "--output", str(args.output), "--run", run, "--executor", args.executor] + (["--train"] if args.train else [])
             t = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - t

@@ -125,7 +125,8 @@ def perf_group():
               help="GeneBody-format root (default: a tiny synthetic set in a temp folder)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--size", type=int, default=512, show_default=True, help="target view size (NxN)")
-@click.option("--steps", type=int, default=5, show_default=True, help="timed training steps")
+@click.option("--steps", type=int, default=5, show_default=True,
+              help="timed training steps (0 with --checkpoint: render its weights exactly as saved)")
 @click.option("--train-steps", type=int, default=0, show_default=True, help="extra training before rendering")
 @click.option("--preset", default=None, help="GNR preset (default: gnr on cuda, cpu-smoke on cpu)")
 @click.option("--set", "sets", multiple=True, help="GNR config override key=value (repeatable)")

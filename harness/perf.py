@@ -61,8 +61,8 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
     from bench.harness.training_data import TrainData
     from bench.methods.gnr import GNRMethod
 
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps < 0 or (steps == 0 and train_steps) or (steps == 0 and not checkpoint):
+        raise ValueError(f"steps must be >= 1 (0 only to render a checkpoint's own weights), got {steps}")
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
         if root is None:
             from bench.datasets.synthetic import generate_genebody
@@ -86,7 +86,8 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
             if progress is not None:
                 progress(i, total)
 
-        method.train_iteration(start)  # warm-up: allocations, kernels, caches
+        if steps:  # steps 0: the checkpoint's weights exactly as saved (no optimiser step moves them)
+            method.train_iteration(start)  # warm-up: allocations, kernels, caches
         tick(1)
         _sync(dev)
         rays, t0 = 0, time.perf_counter()
@@ -132,8 +133,8 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
     fast_ms, fast_img = results["fast"]
     psnr_full, psnr_fast = _psnr(full, gt), _psnr(fast_img, gt)
     return {"device": str(dev), "size": int(size), "timed_steps": steps,
-            "trained_steps": int(method.trainer.step), "rays_per_step": rays / steps,
-            "train_rays_per_s": rays / train_s, "train_s_per_step": train_s / steps,
+            "trained_steps": int(method.trainer.step), "rays_per_step": rays / steps if steps else None,
+            "train_rays_per_s": rays / train_s if steps else None, "train_s_per_step": train_s / steps if steps else None,
             "full_ms": full_ms, "fast_ms": fast_ms, "speedup": full_ms / fast_ms,
             "full_psnr": psnr_full, "fast_psnr": psnr_fast, "psnr_fast_minus_full": psnr_fast - psnr_full,
             "fast_vs_full_psnr": _psnr(fast_img, full), "target": f"{subject}/{frame}/{target_view}",
@@ -149,8 +150,9 @@ def perf_table(r: dict):
                     f"{r['trained_steps']} trained steps")
     t.add_column("what")
     t.add_column("value", justify="right")
-    t.add_row("training rays/s", f"{r['train_rays_per_s']:.0f}")
-    t.add_row("training s/step", f"{r['train_s_per_step']:.3f} ({r['rays_per_step']:.0f} rays)")
+    if r["train_rays_per_s"] is not None:
+        t.add_row("training rays/s", f"{r['train_rays_per_s']:.0f}")
+        t.add_row("training s/step", f"{r['train_s_per_step']:.3f} ({r['rays_per_step']:.0f} rays)")
     t.add_row("render full (official sampler), ms/view", f"{r['full_ms']:.0f}")
     t.add_row("render fast, ms/view", f"{r['fast_ms']:.0f} (x{r['speedup']:.2f})")
     t.add_row("PSNR full vs GT, dB", f"{r['full_psnr']:.2f}")

@@ -7,17 +7,9 @@ import os
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.harness.cli_args import parse_sets as _sets
-from bench.harness.console import console
-
-
-def _progress(label: str):
-    """A rich progress bar and a ``(done, total)`` callback that drives it."""
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
-    task = bar.add_task(label, total=None)
-    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+from bench.harness.console import console, progress_bar
 
 
 def _split(values) -> list[str] | None:
@@ -40,7 +32,7 @@ def smpl_depth(root, subjects=None, views=None, device: str = "cpu") -> int:
     from bench.datasets.smpl_depth import write_smpl_depth_maps
 
     reader = _reader(root)
-    bar, cb = _progress("smpl_depth")
+    bar, cb = progress_bar("smpl_depth")
     with bar:
         n = write_smpl_depth_maps(reader, subjects=subjects, views=views, progress=cb, device=device)
     console.print(f"wrote {n} smpl_depth map(s) under {reader.root} (existing ones kept)")
@@ -82,7 +74,7 @@ def render(method: str, root, subject: str, checkpoint=None, orbit: int = 150, c
         config["device"] = device
     m = make_method(method, checkpoint=checkpoint, preset=preset, overrides=config)
     out = Path(out) if out else Path("renders") / method / subject
-    bar, cb = _progress(f"render {subject}")
+    bar, cb = progress_bar(f"render {subject}")
     with bar:
         paths = render_video(m, reader, protocol, subject, cams, frames, out, fps=fps, size=size, progress=cb)
     console.print(f"{len(paths['rgb'])} frames -> {out}; video {paths['video']}")
@@ -133,9 +125,10 @@ def perf_gnr_command(checkpoint, root, device, size, steps, train_steps, preset,
     """GNR training rays/s and ms per view of the official sampler vs the fast renderer (same weights)."""
     from bench.harness.perf import gnr_perf, perf_table
 
-    bar, cb = _progress("train")
+    bar, cb = progress_bar("train")
     with bar:
         r = gnr_perf(checkpoint=checkpoint, root=root, device=device, size=size, steps=steps,
                      train_steps=train_steps, preset=preset, overrides=_sets(sets), progress=cb)
     console.print(perf_table(r))
     return r
+

@@ -168,37 +168,44 @@ def _race(fns: dict, n_images: int, repeats: int, device: torch.device) -> dict:
     return {name: n_images / t for name, t in best.items()}
 
 
-def _lpips_pair(net: str, source, weights_dir: Path, device):
-    """bench's LPIPSMetric and the plain ``lpips.LPIPS`` with the same backbone: found weights, or random ones
-    (timings do not depend on the weights; the table says so)."""
+def _timing_weights(net: str, source: str | None, folder: Path) -> tuple[str, str]:
+    """(weights file, note) for timing LPIPS-``net``: the weights found as usual, else random ones written to
+    ``folder`` (timings do not depend on the weights; the note says so)."""
+    from .lpips_weights import NPZ_NAMES, LPIPSWeightsMissing, expected_shapes, find_weights
+
+    try:
+        return str(find_weights(net, source).path), ""
+    except LPIPSWeightsMissing:
+        rng = np.random.default_rng(0)
+        path = folder / NPZ_NAMES[net]
+        np.savez(path, **{k: (0.05 * rng.standard_normal(s)).astype(np.float32)
+                          for k, s in expected_shapes(net).items()})
+        return str(path), "random weights (none found): timing only"
+
+
+def _lpips_pair(net: str, weights: str, device):
+    """bench's LPIPSMetric and the plain ``lpips.LPIPS`` with the same backbone."""
     import warnings
 
     import lpips
 
-    from .lpips_weights import NPZ_NAMES, LPIPSWeightsMissing, expected_shapes, find_weights, load_into_lpips
+    from .lpips_weights import load_into_lpips
     from .metrics import LPIPSMetric
 
-    try:
-        weights, note = find_weights(net, source), ""
-    except LPIPSWeightsMissing:
-        rng = np.random.default_rng(0)
-        path = weights_dir / NPZ_NAMES[net]
-        np.savez(path, **{k: (0.05 * rng.standard_normal(s)).astype(np.float32)
-                          for k, s in expected_shapes(net).items()})
-        weights, note = find_weights(net, path), "random weights (none found): timing only"
     metric = LPIPSMetric(net, weights, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's deprecated pretrained= inside lpips
         ref = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     load_into_lpips(ref, metric.weights)
-    return metric, ref.eval().to(device), note
+    return metric, ref.eval().to(device)
 
 
-def metric_rates(pred: np.ndarray, gt: np.ndarray, nets=("alex", "vgg"), device: str = "cpu",
-                 lpips_source: str | None = None, repeats: int = 2) -> list[dict]:
-    """Images/s of bench's metrics and the references on the same (N,H,W,3) uint8 pairs, one row per metric.
-    On the CPU everything runs on one thread (the per-core ratio); on CUDA bench batches the N images, the
-    ``lpips`` package runs pair by pair as its README shows, scikit-image stays on the CPU (one thread)."""
+def metric_rates(pred: np.ndarray, gt: np.ndarray, weights: dict[str, tuple[str, str]], device: str = "cpu",
+                 repeats: int = 2) -> list[dict]:
+    """Images/s of bench's metrics and the references on the same (N,H,W,3) uint8 pairs, one row per metric;
+    ``weights``: net -> (weights file, note) for the LPIPS nets to time. On the CPU everything runs on one thread
+    (the per-core ratio); on CUDA bench batches the N images, the ``lpips`` package runs pair by pair as its
+    README shows, scikit-image stays on the CPU (one thread)."""
     import cv2
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -230,22 +237,21 @@ def metric_rates(pred: np.ndarray, gt: np.ndarray, nets=("alex", "vgg"), device:
                         "ref": _race({"r": theirs}, n, 4 * repeats + 4, cpu)["r"]}
             rows.append({"metric": metric, "device": str(dev), "bench": rate["bench"], "reference": "scikit-image",
                          "ref": rate["ref"], "note": note})
-        with tempfile.TemporaryDirectory(prefix="bench-perf-lpips-") as tmp:
-            for net in nets:
-                metric, ref, note = _lpips_pair(net, lpips_source, Path(tmp), dev)
-                pn, gn = p.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2)
+        for net, (path, note) in weights.items():
+            metric, ref = _lpips_pair(net, path, dev)
+            pn, gn = p.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2)
 
-                @torch.no_grad()
-                def plain():
-                    for i in range(n):
-                        ref(pn[i : i + 1], gn[i : i + 1], normalize=True)
+            @torch.no_grad()
+            def plain():
+                for i in range(n):
+                    ref(pn[i : i + 1], gn[i : i + 1], normalize=True)
 
-                feats = metric.features(g)
-                rate = _race({"ref": plain, "pair": lambda: metric(p, g),
-                              "cached": lambda: metric(p, g, gt_features=feats)}, n, repeats, dev)
-                for what, key in (("pair", "pair"), ("GT features cached", "cached")):
-                    rows.append({"metric": f"LPIPS-{net} ({what})", "device": str(dev), "bench": rate[key],
-                                 "reference": "lpips package", "ref": rate["ref"], "note": note})
+            feats = metric.features(g)
+            rate = _race({"ref": plain, "pair": lambda: metric(p, g),
+                          "cached": lambda: metric(p, g, gt_features=feats)}, n, repeats, dev)
+            for what, key in (("pair", "pair"), ("GT features cached", "cached")):
+                rows.append({"metric": f"LPIPS-{net} ({what})", "device": str(dev), "bench": rate[key],
+                             "reference": "lpips package", "ref": rate["ref"], "note": note})
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
@@ -299,15 +305,17 @@ def score_perf(size: int = 512, images: int = 4, nets=("alex", "vgg"), device: s
     from .resources import available_cpus
 
     pred, gt = perf_pairs(images, size)
-    devices = ["cpu"] + (["cuda"] if torch.device(device).type == "cuda" else [])
-    metrics = [r for d in devices for r in metric_rates(pred, gt, nets, d, lpips_source, repeats)]
     big_pred, big_gt = perf_pairs(pool_images, size, seed=1)
+    devices = ["cpu"] + (["cuda"] if torch.device(device).type == "cuda" else [])
     with tempfile.TemporaryDirectory(prefix="bench-perf-score-") as tmp:
+        weights = {net: _timing_weights(net, lpips_source, Path(tmp)) for net in dict.fromkeys((*nets, "alex"))}
+        timed = {net: weights[net] for net in nets}
+        metrics = [r for d in devices for r in metric_rates(pred, gt, timed, d, repeats)]
         scoring = [r for d in devices for r in scoring_rates(big_pred, big_gt, Path(tmp) / d, workers, d,
-                                                             lpips_source, views)]
+                                                             weights["alex"][0], views)]
     return {"size": size, "images": images, "pool_images": pool_images, "cpus": available_cpus(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "metrics": metrics, "scoring": scoring}
+            "metrics": metrics, "scoring": scoring, "scoring_note": weights["alex"][1]}
 
 
 def score_perf_tables(r: dict):
@@ -330,5 +338,6 @@ def score_perf_tables(r: dict):
     for x in r["scoring"]:
         s.add_row(x["run"], x["device"], str(x["workers"]), f"{x['seconds']:.1f}", f"{x['startup_s']:.1f}",
                   f"{x['rate']:.1f}", str(x["views"]), f"{x['views_min']:.1f}")
-    s.caption = "estimate = start-up + remaining views / steady rate (rate over the images after the first batch)"
+    s.caption = ("estimate = start-up + remaining views / steady rate (rate over the images after the first batch)"
+                 + (f"; LPIPS-alex: {r['scoring_note']}" if r.get("scoring_note") else ""))
     return t, s

@@ -221,7 +221,8 @@ def _centred_tiles(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, r0: int
     tile's mean; the last tile may be narrower, the last strip shorter (the rest of ``dst`` is never used)."""
     if ntx > 1:
         stride_r, stride_e = src.strides
-        tiles = np.lib.stride_tricks.as_strided(src[r0:], (rows_in, ntx - 1, row), (stride_r, step * stride_e, stride_e))
+        tiles = np.lib.stride_tricks.as_strided(src[r0:], (rows_in, ntx - 1, row),
+                                                (stride_r, step * stride_e, stride_e))
         np.subtract(tiles, centre[: (ntx - 1) * row].reshape(ntx - 1, row),
                     out=dst[:rows_in, : (ntx - 1) * row].reshape(rows_in, ntx - 1, row))
     o = (ntx - 1) * row

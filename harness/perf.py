@@ -225,7 +225,7 @@ def metric_rates(pred: np.ndarray, gt: np.ndarray, weights: dict[str, tuple[str,
         for metric, ours, theirs, note in (
                 ("PSNR", lambda: psnr(p, g),
                  lambda: [peak_signal_noise_ratio(g32[i], p32[i], data_range=1) for i in range(n)],
-                 sk_note or "bench subtracts in float64, scikit-image in float32"),
+                 sk_note or "bench sums squares in float64, scikit-image squares in float32"),
                 ("SSIM", lambda: ssim(p, g),
                  lambda: [structural_similarity(g32[i], p32[i], gaussian_weights=True, sigma=1.5,
                                                 use_sample_covariance=False, data_range=1, channel_axis=-1)
@@ -263,16 +263,22 @@ def metric_rates(pred: np.ndarray, gt: np.ndarray, weights: dict[str, tuple[str,
 
 def scoring_rates(pred: np.ndarray, gt: np.ndarray, folder: Path, workers: int | None = None, device: str = "cpu",
                   lpips_source: str | None = None, views: int = 4400) -> list[dict]:
-    """A whole ``score_predictions`` run (PNG decoding, PSNR, SSIM, LPIPS-alex) on two predictions folders of the
+    """Whole ``score_predictions`` runs (PNG decoding, PSNR, SSIM, LPIPS-alex) on two predictions folders of the
     same ground truth: the first fills the ground-truth LPIPS feature cache (the first method of a run), the second
-    reads it (every further method). Extrapolation to ``views``: start-up (until the first images are recorded)
-    plus the remaining views at the steady rate measured over the rest of the run."""
+    reads it (every further method).
+
+    Two estimates for ``views``: (1) wall clock, as measured with ``workers`` processes: start-up (until the first
+    images are recorded) plus the remaining views at the steady rate of the rest of the run -- slower when other
+    work shares the machine; (2) idle cores: that start-up plus ``views`` x the CPU seconds one image costs (timed
+    with ``time.process_time`` in a one-thread run of the same folder, so other work on the machine does not
+    count) / ``workers``. On CUDA only (1), in one process."""
+    import cv2
+
     from .atomic import write_json, write_png
     from .resources import available_cpus
-    from .scoring import score_predictions
+    from .scoring import score_predictions, scores_path
 
     workers = 1 if device != "cpu" else (workers or available_cpus())
-    cache = folder / "lpips-gt"
     rows = []
     for i, what in enumerate(("first method (GT features computed)", "next methods (GT features cached)")):
         pred_dir = folder / f"method{i}" / "predictions"
@@ -285,13 +291,29 @@ def scoring_rates(pred: np.ndarray, gt: np.ndarray, folder: Path, workers: int |
         marks = []
         t0 = time.perf_counter()
         score_predictions(pred_dir, lpips_source=lpips_source, device=device, nets=("alex",), workers=workers,
-                          lpips_cache=cache, progress=lambda d, t: marks.append((time.perf_counter() - t0, d)))
+                          lpips_cache=folder / "lpips-gt",
+                          progress=lambda d, t: marks.append((time.perf_counter() - t0, d)))
         total = time.perf_counter() - t0
         (t_first, n_first), (t_last, n_last) = next(m for m in marks if m[1] > 0), marks[-1]
         rate = (n_last - n_first) / (t_last - t_first) if n_last > n_first else n_last / t_last
-        rows.append({"run": what, "device": device, "workers": workers, "images": len(gt), "seconds": total,
-                     "startup_s": t_first, "rate": rate, "views": views,
-                     "views_min": (t_first + max(0, views - n_first) / rate) / 60})
+        row = {"run": what, "device": device, "workers": workers, "images": len(gt), "seconds": total,
+               "startup_s": t_first, "rate": rate, "views": views,
+               "views_min": (t_first + max(0, views - n_first) / rate) / 60, "cpu_s": None, "idle_min": None}
+        if device == "cpu":  # CPU seconds per image: one thread, this process, the same cache state as above
+            scores_path(pred_dir).unlink()
+            threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+            torch.set_num_threads(1)
+            cv2.setNumThreads(1)
+            try:
+                c0 = time.process_time()
+                score_predictions(pred_dir, lpips_source=lpips_source, nets=("alex",), workers=1,
+                                  lpips_cache=folder / "lpips-gt-1thread")
+                row["cpu_s"] = (time.process_time() - c0) / len(gt)
+            finally:
+                torch.set_num_threads(threads)
+                cv2.setNumThreads(cv_threads)
+            row["idle_min"] = (t_first + views * row["cpu_s"] / workers) / 60
+        rows.append(row)
     return rows
 
 
@@ -333,11 +355,15 @@ def score_perf_tables(r: dict):
                   f"x{m['ratio']:.1f}", m["note"])
     s = Table(title=f"bench score: {r['pool_images']} images at {r['size']}x{r['size']}, PSNR + SSIM + LPIPS-alex, "
                     "PNGs read from disk")
-    for c in ("run", "device", "workers", "seconds", "start-up s", "steady img/s", "views", "estimate min"):
+    for c in ("run", "device", "workers", "wall s", "start-up s", "steady img/s", "views", "est. min (as measured)",
+              "CPU s/img", "est. min (idle cores)"):
         s.add_column(c, justify="left" if c in ("run", "device") else "right")
     for x in r["scoring"]:
         s.add_row(x["run"], x["device"], str(x["workers"]), f"{x['seconds']:.1f}", f"{x['startup_s']:.1f}",
-                  f"{x['rate']:.1f}", str(x["views"]), f"{x['views_min']:.1f}")
-    s.caption = ("estimate = start-up + remaining views / steady rate (rate over the images after the first batch)"
+                  f"{x['rate']:.1f}", str(x["views"]), f"{x['views_min']:.1f}",
+                  "-" if x["cpu_s"] is None else f"{x['cpu_s']:.3f}",
+                  "-" if x["idle_min"] is None else f"{x['idle_min']:.1f}")
+    s.caption = ("as measured: start-up + remaining views / steady rate of the run (other work on the machine slows "
+                 "it); idle cores: start-up + views x CPU s per image (one thread, process time) / workers"
                  + (f"; LPIPS-alex: {r['scoring_note']}" if r.get("scoring_note") else ""))
     return t, s

@@ -43,6 +43,6 @@ def test_score_perf_tiny_reports_every_rate_and_the_estimate(tmp_path):
     assert "random weights" in r["metrics"][-1]["note"]  # the isolated test caches hold no LPIPS weights
     assert [s["workers"] for s in r["scoring"]] == [1, 1]
     for s in r["scoring"]:
-        assert s["rate"] > 0 and s["views_min"] > 0 and s["images"] == 5
+        assert s["rate"] > 0 and s["views_min"] > 0 and s["images"] == 5 and s["cpu_s"] > 0 and s["idle_min"] > 0
     metrics_table, scoring_table = score_perf_tables(r)
     assert metrics_table.row_count == 4 and scoring_table.row_count == 2

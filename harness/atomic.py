@@ -10,25 +10,35 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+@contextmanager
+def atomic_file(path: str | Path, fsync: bool = True):
+    """A binary file object for ``path`` that appears there, whole, only when the block ends without error.
+    ``fsync=False`` for caches: the rename stays atomic, durability across a power cut is not needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .cli_args import parse_sets as _parse_sets
-from .console import console
+from .console import console, progress_bar
 from .executor_config import executor_options
 
 
@@ -195,11 +195,18 @@ def _run(method, dataset, root, protocol, subjects, run, output, executor, force
     except ExecutorConfigError as e:
         _fail(str(e))
     run_dir = (Path(output) / run).resolve()
+    # scoring workers per eval job: --threads, or this machine's cores shared by the local jobs run at once
+    # (None: each job uses all the cores it finds, e.g. its own SLURM allocation)
+    score_workers = threads
+    if score_workers is None and settings.executor == "local" and parallel > 1:
+        from .resources import available_cpus
+
+        score_workers = max(1, available_cpus() // parallel)
     try:
         jobs = plan_run(methods=list(method), dataset=dataset, root=reader.root, reader=reader, protocol=protocol,
                         run_dir=run_dir, subjects=list(subjects) or None, preset=preset, overrides=sets,
                         checkpoint=checkpoint, num_iterations=iterations, device=device, lpips_weights=lpips_weights,
-                        threads=threads, protocol_overrides=protocol_overrides)
+                        threads=threads, protocol_overrides=protocol_overrides, score_workers=score_workers)
     except (ValueError, KeyError) as e:
         _fail(str(e))
     console.print(f"run [bold]{run_dir}[/]: {len(jobs)} job(s) on {dataset} ({reader.root}), protocol {protocol}")
@@ -291,17 +298,33 @@ def show_report(runs: list[Path], output: Path, out: Path | None):
 @click.option("--lpips-weights", default=None)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--lpips-net", "nets", multiple=True, default=("alex",), show_default=True)
-def score(predictions, lpips_weights, device, nets):
-    """(Re)score predictions folders; writes results.json beside each."""
+@click.option("--workers", type=int, default=None,
+              help="CPU worker processes (default: one per available core for big folders, else in-process)")
+@click.option("--lpips-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="ground-truth LPIPS feature cache (default: the run's, for a folder a bench run wrote)")
+@click.option("--no-lpips-cache", is_flag=True, help="compute ground-truth LPIPS features without a cache")
+def score(predictions, lpips_weights, device, nets, workers, lpips_cache, no_lpips_cache):
+    """(Re)score predictions folders; writes results.json beside each (resumes from scores.jsonl there)."""
     from .atomic import write_json
-    from .scoring import score_predictions
+    from .scoring import results_path, score_predictions
 
     for p in predictions:
-        res = score_predictions(p, lpips_source=lpips_weights, device=device, nets=tuple(nets))
-        target = p.parent / "results.json" if p.name == "predictions" else p / "results.json"
-        write_json(target, res)
+        cache = None if no_lpips_cache else lpips_cache or _run_lpips_cache(p)
+        bar, cb = progress_bar(f"score {p}")
+        with bar:
+            res = score_predictions(p, lpips_source=lpips_weights, device=device, nets=tuple(nets), workers=workers,
+                                    lpips_cache=cache, progress=cb)
+        write_json(results_path(p), res)
         console.print(f"{p}: {res['n_images']} images, " + ", ".join(
             f"{k} {v:.4f}" if v is not None else f"{k} missing" for k, v in res["metrics"].items()))
+
+
+def _run_lpips_cache(pred_dir: Path) -> str | None:
+    """The LPIPS cache of the run that wrote this predictions folder (from its job.json), if any."""
+    from .store import read_job
+
+    job = read_job(pred_dir.parent) if pred_dir.name == "predictions" else None
+    return ((job or {}).get("config") or {}).get("lpips_cache")
 
 
 @main.group()

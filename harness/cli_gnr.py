@@ -1,4 +1,4 @@
-"""CLI commands for SMPL-depth maps, free-viewpoint video and GNR performance, attached to ``bench`` by
+"""CLI commands for SMPL-depth maps, free-viewpoint video and performance (GNR, scoring), attached to ``bench`` by
 :mod:`bench.harness.cli`: ``data.add_command(smpl_depth_command)``, ``main.add_command(render_command)``,
 ``main.add_command(perf_group)``."""
 from __future__ import annotations
@@ -7,17 +7,9 @@ import os
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.harness.cli_args import parse_sets as _sets
-from bench.harness.console import console
-
-
-def _progress(label: str):
-    """A rich progress bar and a ``(done, total)`` callback that drives it."""
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console)
-    task = bar.add_task(label, total=None)
-    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+from bench.harness.console import console, progress_bar
 
 
 def _split(values) -> list[str] | None:
@@ -40,7 +32,7 @@ def smpl_depth(root, subjects=None, views=None, device: str = "cpu") -> int:
     from bench.datasets.smpl_depth import write_smpl_depth_maps
 
     reader = _reader(root)
-    bar, cb = _progress("smpl_depth")
+    bar, cb = progress_bar("smpl_depth")
     with bar:
         n = write_smpl_depth_maps(reader, subjects=subjects, views=views, progress=cb, device=device)
     console.print(f"wrote {n} smpl_depth map(s) under {reader.root} (existing ones kept)")
@@ -82,7 +74,7 @@ def render(method: str, root, subject: str, checkpoint=None, orbit: int = 150, c
         config["device"] = device
     m = make_method(method, checkpoint=checkpoint, preset=preset, overrides=config)
     out = Path(out) if out else Path("renders") / method / subject
-    bar, cb = _progress(f"render {subject}")
+    bar, cb = progress_bar(f"render {subject}")
     with bar:
         paths = render_video(m, reader, protocol, subject, cams, frames, out, fps=fps, size=size, progress=cb)
     console.print(f"{len(paths['rgb'])} frames -> {out}; video {paths['video']}")
@@ -134,9 +126,40 @@ def perf_gnr_command(checkpoint, root, device, size, steps, train_steps, preset,
     """GNR training rays/s and ms per view of the official sampler vs the fast renderer (same weights)."""
     from bench.harness.perf import gnr_perf, perf_table
 
-    bar, cb = _progress("train")
+    bar, cb = progress_bar("train")
     with bar:
         r = gnr_perf(checkpoint=checkpoint, root=root, device=device, size=size, steps=steps,
                      train_steps=train_steps, preset=preset, overrides=_sets(sets), progress=cb)
     console.print(perf_table(r))
+    return r
+
+
+# --- bench perf score ---------------------------------------------------------------------------------------
+@perf_group.command("score")
+@click.option("--size", type=int, default=512, show_default=True, help="image size (NxN)")
+@click.option("--images", type=int, default=4, show_default=True, help="image pairs per metric timing")
+@click.option("--repeats", type=int, default=2, show_default=True, help="timed passes per metric (the best counts)")
+@click.option("--net", "nets", multiple=True, default=("alex", "vgg"), show_default=True, help="LPIPS nets to time")
+@click.option("--pool-images", type=int, default=48, show_default=True,
+              help="images in the timed scoring runs the --views estimate extrapolates from")
+@click.option("--views", type=int, default=4400, show_default=True,
+              help="views to estimate a method's scoring time for (GNR's GeneBody Test10 protocol: ~4,400)")
+@click.option("--workers", type=int, default=None, help="scoring worker processes (default: one per available core)")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="auto", show_default=True,
+              help="also time CUDA (auto: when a GPU is present)")
+@click.option("--lpips-weights", default=None, help="LPIPS backbone weights (else found as usual, else random)")
+def perf_score_command(size, images, repeats, nets, pool_images, views, workers, device, lpips_weights):
+    """PSNR / SSIM / LPIPS images/s beside scikit-image and the lpips package (same run, per core), and a whole
+    scoring run on all cores extrapolated to --views."""
+    import torch
+
+    from bench.harness.perf import score_perf, score_perf_tables
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    with console.status("timing metrics and scoring runs..."):
+        r = score_perf(size=size, images=images, nets=tuple(nets), device=device, repeats=repeats,
+                       pool_images=pool_images, workers=workers, lpips_source=lpips_weights, views=views)
+    for table in score_perf_tables(r):
+        console.print(table)
     return r

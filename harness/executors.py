@@ -201,7 +201,7 @@ def job_state(job: dict, force: bool, probe=None) -> str:
 def _reset(job: dict) -> None:
     """--force: remove a job's previous outputs before redoing it."""
     d = Path(job["dir"])
-    for name in ("predictions", "checkpoints", "results.json", "progress.json", "train-log.jsonl"):
+    for name in ("predictions", "checkpoints", "results.json", "scores.jsonl", "progress.json", "train-log.jsonl"):
         p = d / name
         if p.is_dir():
             shutil.rmtree(p)

@@ -173,9 +173,15 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
 
         write_box_masks(pred, reader, subject, protocol.box_padding)
     t0 = time.perf_counter()
-    write_progress(job_dir, total, total, "score")
+
+    def score_progress(done, n):
+        write_progress(job_dir, done, n, "score")
+        if progress is not None:
+            progress(done, n, {"what": "score"})
+
     results = score_predictions(pred, lpips_source=job.get("lpips_weights"), device=job.get("device", "cpu"),
-                                nets=tuple(job.get("lpips_nets", ("alex",))))
+                                nets=tuple(job.get("lpips_nets", ("alex",))), workers=job.get("score_workers"),
+                                lpips_cache=job.get("lpips_cache"), progress=score_progress)
     from .quality import assess_predictions
 
     results["quality"] = quality = assess_predictions(pred, protocol.background)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .registry import get_spec, resolve_config
-from .store import config_hash, eval_dir, train_dir
+from .store import config_hash, eval_dir, lpips_cache_dir, train_dir
 
 LEARNED = ("generalizable", "case-specific")
 
@@ -13,8 +13,13 @@ def plan_run(*, methods: list[str], dataset: str, root: Path, reader, protocol: 
              subjects: list[str] | None = None, preset: str | None = None, overrides: dict | None = None,
              checkpoint: str | None = None, num_iterations: int | None = None, checkpoint_every: int | None = None,
              protocol_overrides: dict | None = None, device: str = "cpu", lpips_weights: str | None = None,
-             lpips_nets: tuple[str, ...] = ("alex",), threads: int | None = None, seed: int = 0) -> list[dict]:
-    """Jobs in dependency order: a learned method's training job comes before its evaluation jobs."""
+             lpips_nets: tuple[str, ...] = ("alex",), threads: int | None = None, seed: int = 0,
+             score_workers: int | None = None) -> list[dict]:
+    """Jobs in dependency order: a learned method's training job comes before its evaluation jobs.
+
+    Not part of a job's configuration hash (they change how fast, not what): LPIPS weights and nets, the
+    scoring worker count (None: one per available core) and the run's shared ground-truth LPIPS feature cache.
+    """
     from bench.datasets.protocols import get_protocol
 
     split = get_protocol(protocol).split
@@ -26,7 +31,8 @@ def plan_run(*, methods: list[str], dataset: str, root: Path, reader, protocol: 
         raise ValueError(f"{root}: unknown subject(s) {', '.join(unknown)}; available: {', '.join(reader.subjects())}")
     common = {"dataset": dataset, "root": str(root), "protocol": protocol,
               "protocol_overrides": dict(protocol_overrides or {}), "device": device, "threads": threads, "seed": seed}
-    runtime = {"lpips_weights": lpips_weights, "lpips_nets": list(lpips_nets)}
+    runtime = {"lpips_weights": lpips_weights, "lpips_nets": list(lpips_nets), "score_workers": score_workers,
+               "lpips_cache": str(lpips_cache_dir(run_dir))}
     jobs: list[dict] = []
     for method in methods:
         spec = get_spec(method)

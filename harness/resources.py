@@ -1,4 +1,4 @@
-"""Peak memory and wall-clock bookkeeping for job.json."""
+"""Peak memory and wall-clock bookkeeping for job.json, and the CPUs a process may use."""
 from __future__ import annotations
 
 import resource
@@ -26,3 +26,13 @@ class Stopwatch:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity: what SLURM or taskset gave it), else the machine's count."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

@@ -1,7 +1,9 @@
 """The on-disk layout of runs and the ``job.json`` record of each job.
 
     runs/<run>/<method>/<dataset>/train/                    training job: checkpoints/step-NNNNNNN/, job.json
-    runs/<run>/<method>/<dataset>/<protocol>/<subject>/     evaluation job: predictions/, results.json, job.json
+    runs/<run>/<method>/<dataset>/<protocol>/<subject>/     evaluation job: predictions/, results.json,
+                                                            scores.jsonl (per-image scores), job.json
+    runs/<run>/.cache/lpips-gt/                             ground-truth LPIPS features the eval jobs share
 
 A job is identified by its folder; ``config_hash`` in job.json ties the folder to the configuration that made it,
 so a changed configuration is never silently mixed with old results.
@@ -29,6 +31,11 @@ def train_dir(run_dir: Path, method: str, dataset: str) -> Path:
 
 def eval_dir(run_dir: Path, method: str, dataset: str, protocol: str, subject: str) -> Path:
     return Path(run_dir) / method / dataset / protocol / subject
+
+
+def lpips_cache_dir(run_dir: Path) -> Path:
+    """Where the eval jobs of one run keep ground-truth LPIPS features (:mod:`bench.harness.lpips_cache`)."""
+    return Path(run_dir) / ".cache" / "lpips-gt"
 
 
 def read_job(job_dir: Path) -> dict | None:

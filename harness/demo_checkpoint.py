@@ -53,8 +53,7 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     root = Path(job["config"]["root"])
     info = json.loads((root / "bench-info.json").read_text()) if (root / "bench-info.json").is_file() else {}
     prov = {
-        "what": "GNR (preset %s) trained by bench on the synthetic demo people; evaluated by `bench demo`"
-                % job["config"]["method_config"].get("preset"),
+        "what": "GNR trained by bench on the synthetic demo people (the command below); evaluated by `bench demo`",
         "command": command, "steps": step, "seed": job["config"]["method_config"].get("seed", 0),
         "threads": job["config"].get("threads"), "train_subjects": job["config"].get("train_subjects") or "split train",
         "data": {"generator": info.get("generator"), "seed": info.get("seed"), "settings": info.get("settings"),
@@ -66,6 +65,8 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(out / "provenance.json", prov)
+    for f in (STATE_FILE, "config.json", "provenance.json"):
+        (out / f).chmod(0o644)  # shipped files: readable by everyone
     return prov
 
 

@@ -9,7 +9,8 @@ RUNS=${2:-runs}
 OUT=${3:-methods/weights/gnr-demo}
 [ -f "$DATA/bench-info.json" ] || bench data synth --out "$DATA" --subjects 4 --test-subjects 1 --frames 2 \
   --cameras 48 --width 612 --height 512 --seed 0
-CMD=(bench run -m gnr --dataset genebody --root "$DATA" --preset cpu-smoke --iterations 2000 --threads 1
-     --executor inline --run demo-ckpt --output "$RUNS")
+# the shipped file was made at commit 68f765f, when cpu-smoke had lr 4e-3 and no sigma_bias: pinned here
+CMD=(bench run -m gnr --dataset genebody --root "$DATA" --preset cpu-smoke --set lr=0.004 --set sigma_bias=0
+     --iterations 2000 --threads 1 --executor inline --run demo-ckpt --output "$RUNS")
 "${CMD[@]}"
 python -m bench.harness.demo_checkpoint "$RUNS/demo-ckpt/gnr/genebody/train" "$OUT" "${CMD[*]}"

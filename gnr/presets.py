@@ -28,11 +28,14 @@ _BENCH_RECIPE = {
     "nerf_init": "torch",  # official N(0, 0.02)
     "raw_noise_std": 0.0,  # official 1.0
     "mask_loss": 1.0,  # official 0
+    "sigma_bias": 1.0,  # official 0: with PyTorch's init some seeds start with sigma < 0 at every point -> relu kills
+    # every density gradient at step 0 and the model never renders anything (seen: demo --train --seed 2)
 }
 _RECIPE_DEVIATIONS = [
     "half the training rays from the target mask (official: uniform in the target window)",
     "NeRF MLP with PyTorch's default init (official: N(0, 0.02)), no density noise in training (official: N(0,1))",
     "opacity supervised by the target mask, MSE weight 1 (official: photometric loss only)",
+    "density output bias initialised to 1 (official: 0), so no seed starts with every density gradient dead",
 ]
 
 PRESETS: dict[str, dict] = {

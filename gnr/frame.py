@@ -6,7 +6,7 @@ files. World lengths are divided by ``world_scale`` here (1.0 except for legacy-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
@@ -31,7 +31,13 @@ class BodyState:
     centre: torch.Tensor  # (3,) bbox centre
     scale: float  # GeneBody smplx_scale (normaliser of point coordinates)
     root_R: torch.Tensor  # (3,3) body root rotation (global_orient)
-    query: BodyMeshQuery
+    inside_test: str = "winding"
+
+    @cached_property
+    def query(self) -> BodyMeshQuery:
+        """Closest-point / inside queries, the BVH built on first use (a copy with another ``inside_test``, as the
+        fast renderer makes, never builds this one)."""
+        return BodyMeshQuery(self.vertices, self.faces, self.inside_test)
 
     def normalise(self, pts: torch.Tensor) -> torch.Tensor:
         """World (N,3) -> official normalised body-frame coordinates ``((x - c) / scale) @ R``."""
@@ -80,7 +86,7 @@ def build_body(body: Body, cfg: GNRConfig, device) -> BodyState:
         centre=torch.as_tensor(0.5 * (verts.min(0) + verts.max(0)), dtype=torch.float32, device=device),
         scale=float(body.scale),
         root_R=torch.as_tensor(body.root_rotation, dtype=torch.float32, device=device),
-        query=BodyMeshQuery(v, f, cfg.inside_test))
+        inside_test=cfg.inside_test)
 
 
 def build_frame(sources: list[View], body: Body, cfg: GNRConfig, device) -> FrameInputs:

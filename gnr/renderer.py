@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from bench.datasets.camera import Camera
 from bench.datasets.rasterize import rasterize_mesh
 
-from .body_embedding import BodyMeshQuery, body_features
+from .body_embedding import body_features
 from .cameras import body_depth_range, camera_rays, sample_images
 from .config import GNRConfig
 from .frame import FrameInputs
@@ -63,7 +63,7 @@ def point_inputs(frame: FrameInputs, feats: torch.Tensor, pts: torch.Tensor, uv:
 
 
 def render_rays(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBatch, cfg: GNRConfig, n_samples: int,
-                train: bool = False, generator: torch.Generator | None = None, amp: bool = False) -> dict:
+                train: bool = False, generator: torch.Generator | None = None) -> dict:
     """Render a batch of R rays -> ``rgb`` (R,3) NeRF colour, ``rgb_att`` (R,3) blended colour, ``acc`` (R,),
     ``depth`` (R,) expected camera depth (not normalised by acc), ``n_points`` evaluated samples, ``occ``."""
     R, N, dev = len(rays), n_samples, rays.origins.device
@@ -87,24 +87,12 @@ def render_rays(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBatch, c
     occ_out = None
     if P:
         qdir = (-rays.dirs)[:, None].expand(R, N, 3).reshape(-1, 3)[idx]  # official viewdirs = rays_s - rays_e
-        pn, body, latent, dirs, vis, src_rgb = point_inputs(frame, feats, pts[idx], uv[:, idx], z[:, idx], qdir, cfg)
-        outs = []
-        ctx = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if (amp and dev.type == "cuda") else nullcontext()
-        with ctx:
-            for a in range(0, P, cfg.chunk):
-                b = slice(a, a + cfg.chunk)
-                outs.append(nerf(pn[b], body[b], latent[b], dirs[b], vis[b] if cfg.occlusion == "smpl-depth" else None))
-        o = {k: torch.cat([x[k] for x in outs]).float() if outs[0][k] is not None else None for k in outs[0]}
-        s = o["sigma"][:, 0]
+        s, c, mix, occ_out = _evaluate(nerf, frame, feats, pts[idx], qdir, cfg, uv=uv[:, idx], z=z[:, idx])
         if train and cfg.raw_noise_std > 0:
             s = s + torch.randn(s.shape, device=dev, generator=generator) * cfg.raw_noise_std
-        c = torch.sigmoid(o["rgb"])
-        att = o["att"]
-        mix = att[:, :1] * c + (att[:, 1:, None] * src_rgb).sum(1)
         sigma = sigma.index_put((idx,), s)
         rgb = rgb.index_put((idx,), c)
         blend = blend.index_put((idx,), mix)
-        occ_out = o["occ"]
     sigma, rgb, blend = sigma.view(R, N), rgb.view(R, N, 3), blend.view(R, N, 3)
     if cfg.alpha_mode == "occupancy":
         alpha = 1.0 - torch.exp(-F.relu(sigma))
@@ -182,9 +170,11 @@ def fast_rays(camera: Camera, frame: FrameInputs, cfg: GNRConfig):
 
 
 def _evaluate(nerf, frame: FrameInputs, feats: torch.Tensor, pts: torch.Tensor, qdir: torch.Tensor, cfg: GNRConfig,
-              amp: bool):
-    """sigma (P,), NeRF colour (P,3) and blended colour (P,3) of points already known to be in the visual hull."""
-    uv, z = frame.src.project(pts)
+              amp: bool = False, uv: torch.Tensor | None = None, z: torch.Tensor | None = None):
+    """The network on P points already known to be in the visual hull -> raw sigma (P,), NeRF colour (P,3),
+    blended colour (P,3), occlusion weights (P,V) or None. ``uv``/``z``: their source projections, if known."""
+    if uv is None:
+        uv, z = frame.src.project(pts)
     pn, body, latent, dirs, vis, src_rgb = point_inputs(frame, feats, pts, uv, z, qdir, cfg)
     ctx = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if (amp and pts.device.type == "cuda") else nullcontext()
     outs = []
@@ -192,10 +182,10 @@ def _evaluate(nerf, frame: FrameInputs, feats: torch.Tensor, pts: torch.Tensor, 
         for a in range(0, pts.shape[0], cfg.chunk):
             b = slice(a, a + cfg.chunk)
             outs.append(nerf(pn[b], body[b], latent[b], dirs[b], vis[b] if cfg.occlusion == "smpl-depth" else None))
-    o = {k: torch.cat([x[k] for x in outs]).float() for k in ("sigma", "rgb", "att")}
+    o = {k: torch.cat([x[k] for x in outs]).float() if outs[0][k] is not None else None for k in outs[0]}
     c = torch.sigmoid(o["rgb"])
     att = o["att"]
-    return o["sigma"][:, 0], c, att[:, :1] * c + (att[:, 1:, None] * src_rgb).sum(1)
+    return o["sigma"][:, 0], c, att[:, :1] * c + (att[:, 1:, None] * src_rgb).sum(1), o["occ"]
 
 
 def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBatch, band: tuple, cfg: GNRConfig,
@@ -229,8 +219,8 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
         pts = rays.origins[active, None] + zs[..., None] * rays.dirs[active, None]  # (A,k,3)
         flat = pts.reshape(-1, 3)
         keep = valid.reshape(-1)
+        uv, z = frame.src.project(flat)
         if cfg.use_vh:
-            uv, _ = frame.src.project(flat)
             m = sample_images(frame.masks, uv, frame.src.width, frame.src.height, cfg.uv_convention, mode="nearest")
             keep &= (m[..., 0] > 0).all(dim=0)
         idx = torch.nonzero(keep).squeeze(1)
@@ -240,7 +230,7 @@ def render_rays_fast(nerf, frame: FrameInputs, feats: torch.Tensor, rays: RayBat
         blend = flat.new_zeros(A * k, 3)
         if idx.numel():
             qdir = (-rays.dirs[active])[:, None].expand(A, k, 3).reshape(-1, 3)[idx]
-            s, c, mix = _evaluate(nerf, frame, feats, flat[idx], qdir, cfg, amp)
+            s, c, mix, _ = _evaluate(nerf, frame, feats, flat[idx], qdir, cfg, amp, uv[:, idx], z[:, idx])
             sigma[idx], rgb[idx], blend[idx] = s, c, mix
             n_points += idx.numel()
         sigma, rgb, blend = sigma.view(A, k), rgb.view(A, k, 3), blend.view(A, k, 3)
@@ -274,24 +264,24 @@ def render_image(nerf, frame: FrameInputs, feats: torch.Tensor, camera: Camera, 
     parts = {k: [] for k in ("rgb", "rgb_att", "acc", "depth")}
     points = 0
     if fast:
-        if cfg.fast_inside_test != frame.body.query.inside_test:  # a cheaper inside/outside test for the fast path
-            b = frame.body
-            frame = replace(frame, body=replace(b, query=BodyMeshQuery(b.vertices, b.faces, cfg.fast_inside_test)))
+        if cfg.fast_inside_test != frame.body.inside_test:  # a cheaper inside/outside test for the fast path
+            frame = replace(frame, body=replace(frame.body, inside_test=cfg.fast_inside_test))
         sel, rays, n, (lo, hi) = fast_rays(camera, frame, cfg)
         batch = cfg.fast_rays_per_batch
-        for a in range(0, len(rays), batch):
-            out = render_rays_fast(nerf, frame, feats, rays.slice(a, a + batch), (lo[a:a + batch], hi[a:a + batch]),
-                                   cfg, n, amp=cfg.amp)
-            points += out["n_points"]
-            for k in parts:
-                parts[k].append(out[k].float())
+
+        def batch_render(a: int, b: int) -> dict:
+            return render_rays_fast(nerf, frame, feats, rays.slice(a, b), (lo[a:b], hi[a:b]), cfg, n, amp=cfg.amp)
     else:
         sel, rays, n = full_rays(camera, frame, cfg)
-        for a in range(0, len(rays), cfg.rays_per_batch):
-            out = render_rays(nerf, frame, feats, rays.slice(a, a + cfg.rays_per_batch), cfg, n)
-            points += out["n_points"]
-            for k in parts:
-                parts[k].append(out[k].float())
+        batch = cfg.rays_per_batch
+
+        def batch_render(a: int, b: int) -> dict:
+            return render_rays(nerf, frame, feats, rays.slice(a, b), cfg, n)
+    for a in range(0, len(rays), batch):
+        out = batch_render(a, a + batch)
+        points += out["n_points"]
+        for k in parts:
+            parts[k].append(out[k].float())
     bg = np.asarray(background, dtype=np.float32)
     color = np.broadcast_to(bg, (H, W, 3)).copy()
     color_nerf = color.copy()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -75,17 +74,6 @@ def environment(device: str) -> dict:
     except Exception as e:  # noqa: BLE001 - reported, not fatal here
         env["warp"] = f"unavailable: {e}"
     return env
-
-
-def bench_cli(*args: str) -> None:
-    """``bench ARGS`` in this process (the real CLI: planning, jobs, scoring, job records)."""
-    from bench.harness.cli import main
-
-    try:
-        main(list(args), standalone_mode=False)
-    except SystemExit as e:
-        if e.code not in (0, None):
-            raise RuntimeError(f"bench {' '.join(args)} exited with {e.code}") from None
 
 
 def job_summary(run_dir: Path, method: str) -> dict:
@@ -148,28 +136,34 @@ def part_train(args, root: Path, work: Path, budget_s: float) -> dict:
 
 
 def part_eval(args, root: Path, ckpt: str, runs: Path) -> dict:
-    common = ["--dataset", "genebody", "--root", str(root), "--output", str(runs), "--executor", "inline",
-              "--device", args.device, "--protocol-set", f"crop_size={args.size}", "--protocol-set", "frame_step=1"]
-    if args.lpips_weights:
-        common += ["--lpips-weights", args.lpips_weights]
+    from bench.harness.run import run_benchmark
+
+    common = dict(dataset="genebody", root=root, output=runs, executor="inline", device=args.device,
+                  protocol_overrides={"crop_size": args.size, "frame_step": 1}, lpips_weights=args.lpips_weights)
+
+    def run(name, methods, **kw):
+        result = run_benchmark(methods=methods, run=name, **common, **kw)
+        if not result.ok:
+            raise RuntimeError(f"run {name} failed: {result.outcome.failed or result.outcome.blocked}")
+
     out = {}
     t = time.perf_counter()
-    bench_cli("run", "-m", "nearest-view", "-m", "mesh-blend", "--run", "floors", *common)
+    run("floors", ["nearest-view", "mesh-blend"])
     out["floors_s"] = time.perf_counter() - t
     for name in ("nearest-view", "mesh-blend"):
         out[name] = job_summary(runs / "floors", name)
-    for mode, fast in (("gnr-fast", "true"), ("gnr-official", "false")):
+    for mode, fast in (("gnr-fast", True), ("gnr-official", False)):
         if elapsed() > args.budget_s:
             out[mode] = "skipped: time budget spent"
             continue
         t = time.perf_counter()
-        bench_cli("run", "-m", "gnr", "--checkpoint", ckpt, "--set", f"fast={fast}", "--run", mode, *common)
+        run(mode, ["gnr"], checkpoint=ckpt, overrides={"fast": fast})
         out[mode] = {**job_summary(runs / mode, "gnr"), "wall_s": time.perf_counter() - t}
     return out
 
 
 def part_perf(args, root: Path, ckpt: str) -> dict:
-    from bench.harness.perf import gnr_perf
+    from bench.gnr.perf import gnr_perf
 
     out = gnr_perf(checkpoint=ckpt, root=root, device=args.device, size=args.size, steps=3, profile=args.profile,
                    repeats=1 if args.tiny else 3)

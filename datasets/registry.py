@@ -12,6 +12,10 @@ DATASETS: dict[str, dict] = {
         "reader": "bench.datasets.genebody:GeneBodyReader",
         "env": "GENEBODY_ROOT",
         "default_protocol": "genebody-gnr",
+        "rig_views": [f"{i:02d}" for i in range(48)],  # the capture dome's 48 cameras
+        # GNR's render mode (gnr.md section 5): orbit radius, the views giving its height and pitch, and the
+        # camera whose intrinsics it uses (free-viewpoint rendering of other datasets derives all three)
+        "orbit": {"radius": 2.9, "views": [f"{i:02d}" for i in range(1, 47, 3)], "intrinsics_view": "25"},
         "how_to_get": (
             "GeneBody (Test10/Train40) is distributed by its authors: see https://generalizable-neural-performer.github.io/genebody.html "
             "(Train40 needs a signed release agreement). Point bench at it with --root DIR or $GENEBODY_ROOT. "

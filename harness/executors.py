@@ -27,13 +27,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import submitit
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+import logging
 
-from .console import console
+import submitit
+
 from .executor_config import EXECUTORS, ExecutorSettings
 from .jobs import run_job
 from .store import read_job, read_progress, update_job
+
+
+log = logging.getLogger("bench")
 
 
 class ConfigMismatchError(RuntimeError):
@@ -404,15 +407,39 @@ class _Slurm:
         return out
 
 
+class _NoDisplay:
+    """The progress display when the caller wants none: the subset of rich's ``Progress`` the driver uses."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def remove_task(self, *args, **kwargs) -> None:
+        pass
+
+
 # --- the driver ---------------------------------------------------------------------------------------------------
 
 def execute(jobs: list[dict], executor: str | None = None, force: bool = False, max_parallel: int = 1,
-            log_dir: Path | None = None, poll_s: float = 0.5, settings: ExecutorSettings | None = None) -> Outcome:
+            log_dir: Path | None = None, poll_s: float = 0.5, settings: ExecutorSettings | None = None,
+            display=None) -> Outcome:
     """Run ``jobs`` (from :func:`bench.harness.plan.plan_run`) and return what happened to each.
 
     ``executor`` (else ``settings.executor``): ``local``, ``slurm`` or ``inline``. ``settings`` holds the SLURM
     options (:func:`bench.harness.executor_config.load_settings`). ``log_dir``: submitit's folder (on SLURM it
-    must be on a filesystem the compute nodes share)."""
+    must be on a filesystem the compute nodes share). ``display``: a rich ``Progress`` to draw one bar for the
+    run and one per running job on (None: nothing drawn; the CLI passes ``cli.console.jobs_progress()``)."""
     settings = settings or ExecutorSettings()
     executor = executor or settings.executor
     if executor not in EXECUTORS:
@@ -427,8 +454,7 @@ def execute(jobs: list[dict], executor: str | None = None, force: bool = False, 
         raise StillRunningError(f"job(s) {', '.join(busy)} are running in another live bench process; "
                                 "wait for it or stop it")
     attach_kinds = {records[i]["kind"] for i, s in states.items() if s == "attach"}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as bar:
+    with display if display is not None else _NoDisplay() as bar:
         backends = {}
 
         def backend(kind):
@@ -458,16 +484,15 @@ def execute(jobs: list[dict], executor: str | None = None, force: bool = False, 
                 h.task = bar.add_task(f"  {job['id']}", total=None)
                 active.append(h)
                 outcome.attached.append(job["id"])
-                console.print(f"  re-attached to {rec['kind']} job {rec['job_id']}: {job['id']}")
+                log.info("re-attached to %s job %s: %s", rec["kind"], rec["job_id"], job["id"])
             else:
                 pending.append(job)
         try:
             _loop(pending, active, main, backends, outcome, bar, overall, force, poll_s)
         except KeyboardInterrupt:
             if executor != "inline" and active:
-                console.print(f"[yellow]stopped waiting; {len(active)} job(s) keep running "
-                              f"({', '.join(h.job_id for h in active)}); run the same command again to "
-                              "re-attach to them[/]")
+                log.warning("stopped waiting; %d job(s) keep running (%s); run the same command again to "
+                            "re-attach to them", len(active), ", ".join(h.job_id for h in active))
             raise
     return outcome
 

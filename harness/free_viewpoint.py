@@ -1,11 +1,11 @@
-"""Free-viewpoint video: any registered method rendered along an orbit or a camera path, frame by frame.
+"""Free-viewpoint video: any registered method on any dataset, rendered along an orbit or a camera path.
 
-The orbit follows GNR's render mode (shared/research/gnr.md section 5): views 1, 4, ..., 46 (those present; all
-views when none is) give the orbit height (mean camera-centre y) and pitch (mean y of their viewing directions);
-``n`` poses on a circle of radius 2.9 m with the intrinsics of camera '25' (or the first view), distortion zeroed;
-frame i is rendered from pose ``i % n`` so the person moves while the camera turns. Deviation: the official orbit
-is centred on the world x = z = 0 axis; bench centres it on the body's centre (x, z) in the first frame, so
-subjects standing away from the origin stay in frame.
+The orbit generalises GNR's render mode (shared/research/gnr.md section 5) to any world-up convention: the rig's
+vertical, mean camera height and pitch give a horizontal circle of cameras; frame i is rendered from pose
+``i % n`` so the person moves while the camera turns. GeneBody's facts (radius 2.9 m, views 1, 4, ..., 46,
+intrinsics of camera '25') live in the dataset registry; other datasets derive them from their cameras.
+Deviation: the official orbit is centred on the world's vertical axis; bench centres it on the body's centre in
+the first frame, so subjects standing away from the origin stay in frame (``centre="origin"`` restores it).
 
 Target resolution: with ``size`` each target camera is cropped to a square around the body's projection in that
 frame (side = 1.2 x the larger side of its bounding box) and resized to size x size, as the protocol crops
@@ -22,9 +22,6 @@ import numpy as np
 from bench.datasets.camera import Camera
 from bench.datasets.views import RenderRequest
 
-ORBIT_RADIUS = 2.9  # metres, official gen_cam_views
-ORBIT_VIEWS = [f"{i:02d}" for i in range(1, 47, 3)]
-ORBIT_INTRINSICS_VIEW = "25"
 EMPTY_DEPTH = 65535  # official depth PNG value for pixels without the person
 
 
@@ -33,28 +30,56 @@ def body_centre(reader, subject: str, frame: str) -> np.ndarray:
     return (v.min(0) + v.max(0)) / 2
 
 
-def orbit_cameras(reader, subject: str, n: int = 150, *, frame: str | None = None,
-                  radius: float = ORBIT_RADIUS, centre: str = "body") -> list[Camera]:
-    """``n`` cameras on GNR's render orbit around ``subject`` (``centre="origin"``: the official world axis)."""
+def rig_vertical(down: np.ndarray, snap_deg: float = 10.0) -> np.ndarray:
+    """The unit vertical axis of a capture rig whose mean image-down direction in world coordinates is ``down``:
+    the nearest world axis (positive sign) when within ``snap_deg`` of it (GeneBody: +y down, ZJU-MoCap: +z up,
+    V-sense: +y up), else ``down`` normalised. The sign does not matter to the orbit."""
+    d = np.asarray(down, dtype=np.float64) / np.linalg.norm(down)
+    k = int(np.argmax(np.abs(d)))
+    if abs(d[k]) >= np.cos(np.radians(snap_deg)):
+        axis = np.zeros(3)
+        axis[k] = 1.0
+        return axis
+    return d
+
+
+def orbit_cameras(reader, subject: str, n: int = 150, *, frame: str | None = None, radius: float | None = None,
+                  centre: str = "body", views: Sequence[str] | None = None,
+                  intrinsics_view: str | None = None) -> list[Camera]:
+    """``n`` cameras on a horizontal circle around ``subject``, for any dataset and world-up convention.
+
+    The vertical is the rig's (:func:`rig_vertical` of the mean image-down direction of ``views``, all views
+    when none is present); the height and pitch are the mean camera height and viewing pitch along it; the
+    radius defaults to the mean horizontal camera distance from the centre. ``centre="body"``: the body's centre
+    in ``frame``; ``"origin"``: the world's vertical axis (GNR's official orbit). With GeneBody's registry facts
+    (``DATASETS["genebody"]["orbit"]``: radius 2.9 m, views 01, 04, ..., 46, intrinsics of camera 25) this is
+    GNR's render mode exactly."""
     have = reader.view_ids(subject)
-    ids = [v for v in ORBIT_VIEWS if v in have] or list(have)
+    ids = [v for v in (views or ()) if v in have] or list(have)
     cams = [reader.camera(subject, v) for v in ids]
-    height = float(np.mean([c.center[1] for c in cams]))
-    pitch = float(np.mean([c.forward[1] for c in cams]))
     down = np.mean([c.R[1] for c in cams], axis=0)  # the rig's image-down direction in world coordinates
-    intr = reader.camera(subject, ORBIT_INTRINSICS_VIEW if ORBIT_INTRINSICS_VIEW in have else have[0])
+    axis = rig_vertical(down)
+    height = float(np.mean([c.center @ axis for c in cams]))
+    pitch = float(np.mean([c.forward @ axis for c in cams]))
+    intr = reader.camera(subject, intrinsics_view if intrinsics_view in have else have[0])
     if centre == "body":
         c = body_centre(reader, subject, frame or reader.frames(subject)[0])
-        cx, cz = float(c[0]), float(c[2])
     elif centre == "origin":
-        cx = cz = 0.0
+        c = np.zeros(3)
     else:
         raise ValueError(f"centre must be 'body' or 'origin', got {centre!r}")
+    ground = c - (c @ axis) * axis  # the centre's foot on the plane through the origin perpendicular to the axis
+    e1 = np.eye(3)[int(np.argmin(np.abs(axis)))]
+    e1 = e1 - (e1 @ axis) * axis
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(e1, axis)  # y vertical: e1 = x, e2 = z, the official circle in the x-z plane
+    if radius is None:
+        radius = float(np.mean([np.linalg.norm((cam.center - ground) - (cam.center @ axis) * axis) for cam in cams]))
     out = []
     for theta in -np.linspace(-np.pi / 2, 3 * np.pi / 2, n + 1)[:-1]:
-        horiz = np.array([np.cos(theta), 0.0, np.sin(theta)])
-        fwd = horiz + np.array([0.0, pitch, 0.0])
-        eye = np.array([cx, height, cz]) - horiz * radius
+        horiz = np.cos(theta) * e1 + np.sin(theta) * e2
+        fwd = horiz + pitch * axis
+        eye = ground + height * axis - horiz * radius
         out.append(Camera.look_at(eye, eye + fwd / np.linalg.norm(fwd), -down, intr.K, intr.width, intr.height))
     return out
 

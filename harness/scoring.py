@@ -32,8 +32,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .console import console
-
 SCORES_NAME = "scores.jsonl"
 POOL_MIN_PIXELS = 48 * 512 * 512  # automatic worker count: less work than this is not worth a pool's start-up
 POOL_TASK_IMAGES = 4  # images per pool task (progress granularity vs per-task overhead)
@@ -67,7 +65,7 @@ def scores_path(pred_dir: str | Path) -> Path:
 
 @lru_cache(maxsize=None)
 def _warn_once(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}")
+    log.warning(message)
 
 
 @lru_cache(maxsize=4)

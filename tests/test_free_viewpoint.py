@@ -11,20 +11,45 @@ from bench.harness.free_viewpoint import (body_centre, load_camera_path, make_me
 from conftest import TINY_PROTOCOL
 
 
-def test_orbit_cameras_see_the_body(tiny_genebody):
-    reader = GeneBodyReader(tiny_genebody)
-    subject = reader.subjects()[0]
-    cams = orbit_cameras(reader, subject, n=12)
-    assert len(cams) == 12
-    c = body_centre(reader, subject, reader.frames(subject)[0])
+def _assert_orbit_sees_body(cams, c, up: int, radius: float):
+    flat = [i for i in range(3) if i != up]
     centres = np.array([cam.center for cam in cams])
-    np.testing.assert_allclose(np.linalg.norm(centres[:, [0, 2]] - c[[0, 2]], axis=1), 2.9, atol=1e-9)
-    assert np.ptp(centres[:, 1]) < 1e-9  # one height
+    np.testing.assert_allclose(np.linalg.norm(centres[:, flat] - c[flat], axis=1), radius, atol=1e-9)
+    assert np.ptp(centres[:, up]) < 1e-9  # one height along the rig's vertical
     for cam in cams:
         uv, z = cam.project(c[None])
         assert z[0] > 0
         assert 0 <= uv[0, 0] < cam.width and 0 <= uv[0, 1] < cam.height
         assert np.all(cam.dist == 0)
+
+
+def test_orbit_cameras_see_the_body(tiny_genebody):
+    from bench.datasets.registry import dataset_spec
+
+    reader = GeneBodyReader(tiny_genebody)
+    subject = reader.subjects()[0]
+    c = body_centre(reader, subject, reader.frames(subject)[0])
+    cams = orbit_cameras(reader, subject, n=12, **dataset_spec("genebody")["orbit"])  # GNR's render mode
+    assert len(cams) == 12
+    _assert_orbit_sees_body(cams, c, up=1, radius=2.9)  # GeneBody: +y down
+    derived = orbit_cameras(reader, subject, n=5)  # no facts: the rig's own mean horizontal distance
+    rig = np.array([reader.camera(subject, v).center for v in reader.view_ids(subject)])
+    _assert_orbit_sees_body(derived, c, up=1, radius=float(np.mean(np.linalg.norm(rig[:, [0, 2]] - c[[0, 2]], axis=1))))
+
+
+def test_orbit_follows_a_z_up_world(tmp_path):
+    """ZJU-MoCap's world has +z up: the orbit circles in the x-y plane at the rig's height and sees the body."""
+    from bench.datasets.synthetic.layouts import generate_zjumocap
+    from bench.datasets.zjumocap import ZJUMoCapReader
+
+    root = generate_zjumocap(tmp_path / "zju", subjects=1, frames=1, num_cameras=6, width=64, height=64, seed=0)
+    reader = ZJUMoCapReader(root)
+    subject = reader.subjects()[0]
+    c = body_centre(reader, subject, reader.frames(subject)[0])
+    rig = np.array([reader.camera(subject, v).center for v in reader.view_ids(subject)])
+    cams = orbit_cameras(reader, subject, n=4)
+    _assert_orbit_sees_body(cams, c, up=2, radius=float(np.mean(np.linalg.norm(rig[:, :2] - c[:2], axis=1))))
+    np.testing.assert_allclose(cams[0].center[2], rig[:, 2].mean(), atol=1e-9)
 
 
 def test_mesh_blend_orbit_video(tiny_genebody, tmp_path):
@@ -53,7 +78,7 @@ def test_render_command_orbit(tiny_genebody, tmp_path):
     import click
     from click.testing import CliRunner
 
-    from bench.harness.cli_gnr import render_command
+    from bench.harness.cli.render import render as render_command
 
     reader = GeneBodyReader(tiny_genebody)
     subject = reader.subjects()[0]

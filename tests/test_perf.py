@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from bench.harness.perf import gnr_perf, perf_table
+from bench.gnr.perf import gnr_perf, perf_table
 
 TINY = dict(hg_num_stack=1, hg_channels=32, hg_stem_channels=8, hg_mid_channels=32, feat_dim=16, hg_groups=8,
             nerf_width=32, n_samples=16, n_rand=64, chunk=8192, rays_per_batch=4096, encoder_size=None,
@@ -31,7 +31,7 @@ def test_gnr_perf_tiny(tiny_genebody):
 
 def test_score_perf_tiny_reports_every_rate_and_the_estimate(tmp_path):
     """`bench perf score` machinery on tiny images; rates are measured, never asserted beyond being numbers."""
-    from bench.harness.perf import score_perf, score_perf_tables
+    from bench.harness.score_perf import score_perf, score_perf_tables
 
     n = torch.get_num_threads()
     r = score_perf(size=48, images=2, nets=("alex",), repeats=1, pool_images=5, workers=1, views=100)

@@ -35,7 +35,7 @@ def test_smpl_depth_round_trip_and_resume(tiny_genebody, tmp_path):
 
     from click.testing import CliRunner
 
-    from bench.harness.cli_gnr import smpl_depth_command
+    from bench.harness.cli.data import smpl_depth_command
 
     res = CliRunner().invoke(smpl_depth_command, [str(root), "--subjects", subject, "--views", ",".join(views)])
     assert res.exit_code == 0, res.output

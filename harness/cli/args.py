@@ -1,4 +1,4 @@
-"""Parsing shared by the CLI modules."""
+"""Option parsing shared by the CLI modules."""
 from __future__ import annotations
 
 import json
@@ -18,3 +18,9 @@ def parse_sets(values, option: str = "--set") -> dict:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def split_list(values) -> list[str] | None:
+    """Repeatable options that also accept comma lists: ``--views 01,04 --views 07``."""
+    items = [v for value in values for v in str(value).split(",") if v]
+    return items or None

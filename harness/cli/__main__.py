@@ -1,0 +1,4 @@
+"""``python -m bench.harness.cli``: the same as the ``bench`` script."""
+from . import main
+
+main()

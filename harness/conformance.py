@@ -342,7 +342,8 @@ def _depth_problems(request: RenderRequest, depth: np.ndarray, alpha: np.ndarray
         bad = seen & ((depth < lo) | (depth > hi)) & ((surface < lo) | (surface > hi))
         if bad.any():
             found.add(f"'depth' of {int(bad.sum())} opaque pixel(s) outside [{lo:.2f}, {hi:.2f}] m (the body's "
-                      f"camera z +- {DEPTH_MARGIN} m), e.g. {float(depth[bad][0]):.4g}: depth must be camera z in metres")
+                      f"camera z +- {DEPTH_MARGIN} m), e.g. {float(depth[bad][0]):.4g}: depth must be camera z in "
+                      "metres")
         elif not seen.any():
             found.add("note: no pixel with alpha >= 0.5, so depth units were not checked")
     return found

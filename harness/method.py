@@ -55,7 +55,7 @@ class MethodSpec(TypedDict, total=False):
     method_class: Required[str]  # "bench.methods.gnr:GNRMethod", imported only when the method is used
     kind: Required[MethodKind]
     inputs: NotRequired[list[Input]]  # what it needs from the dataset; checked against the reader when planning
-    # an input the method can also take from a config key instead of the dataset, e.g. {"canonical-mesh": "canonical_mesh"}
+    # inputs the method can take from a config key instead of the dataset: {"canonical-mesh": "canonical_mesh"}
     inputs_from_config: NotRequired[dict[Input, str]]
     accepts_device: NotRequired[bool]  # True: the config takes a "device" key, which the harness sets from --device
     # True: trains data-parallel through the harness's gradient averaging; multi-task training is refused otherwise

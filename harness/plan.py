@@ -93,7 +93,8 @@ def plan_run(*, methods: list[str], dataset: str, root: Path, reader, protocol: 
                 log.info("%s takes no device setting (its spec has no accepts_device); --device %s is not passed",
                          method, device)
         learned = spec["kind"] in LEARNED_KINDS and checkpoint is None
-        train_subjects = (test_subjects if spec["kind"] == "case-specific" else reader.subjects("train")) if learned else []
+        train_subjects = [] if not learned else test_subjects if spec["kind"] == "case-specific" \
+            else reader.subjects("train")
         check_inputs(spec, reader, dataset, sorted(set(test_subjects) | set(train_subjects)), config)
         train_jobs: dict[str, dict] = {}
         if learned:

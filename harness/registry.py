@@ -53,7 +53,7 @@ def _validate(spec, origin: str) -> MethodSpec:
         raise ValueError(f"method spec {spec['id']!r} from {origin}: kind {spec['kind']!r} not in {KINDS}")
     if ":" not in spec["method_class"]:
         raise ValueError(f"method spec {spec['id']!r} from {origin}: method_class must be 'module:Class'")
-    bad = sorted(set(spec.get("inputs", [])) - set(INPUTS)) + sorted(set(spec.get("inputs_from_config", {})) - set(INPUTS))
+    bad = sorted((set(spec.get("inputs", [])) | set(spec.get("inputs_from_config", {}))) - set(INPUTS))
     if bad:
         raise ValueError(f"method spec {spec['id']!r} from {origin}: unknown input(s) {bad}; inputs: {INPUTS}")
     spec = dict(spec)

@@ -31,7 +31,8 @@ class NearestView:
         where = f"request for {request.subject}/{request.frame}"
         if not request.sources:
             raise ValueError(f"nearest-view needs source views; {where} has none")
-        centre = request.body.center if request.body is not None else axes_meeting_point([v.camera for v in request.sources])
+        cameras = [v.camera for v in request.sources]
+        centre = request.body.center if request.body is not None else axes_meeting_point(cameras)
         if centre is None:
             raise ValueError(f"nearest-view: {where} has no body and its source cameras look in parallel, so where the "
                              "person stands is unknown")

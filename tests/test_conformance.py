@@ -102,7 +102,7 @@ def _result(report, name):
 
 
 def test_missing_member_fails_at_load_naming_it_and_the_spec(tmp_path, monkeypatch):
-    mid = _variant(tmp_path, monkeypatch, "no-save", ("    def save(self, path: str) -> None:", "    def _save(self, path):"))
+    mid = _variant(tmp_path, monkeypatch, "no-save", ("def save(self, path: str) -> None:", "def _save(self, path):"))
     with pytest.raises(MethodContractError, match=r"lacks save.*generalizable") as e:
         load_method_class(get_spec(mid))
     assert "$BENCH_METHODS" in str(e.value) and "no_save.py" in str(e.value)

@@ -125,6 +125,8 @@ def check_method(method_id: str, *, preset: str | None = None, overrides: dict |
     config = resolve_config(spec, preset, overrides)
     with tempfile.TemporaryDirectory(prefix="bench-test-method-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
+        if any((work / d).exists() for d in ("straight", "resumed")):
+            raise ValueError(f"{work} already holds a test-method run (straight/, resumed/); give an empty folder")
         work.mkdir(parents=True, exist_ok=True)
         ctx = _context(spec, config, Path(root) if root else None, work, steps, resume_at, crop_size, seed)
         report = ConformanceReport(method_id, spec["kind"])

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from bench.datasets.views import RenderRequest
@@ -22,17 +21,9 @@ BUILTINS = ("nearest-view", "mesh-blend", "gnr", "pixelnerf", "ibrnet", "nhp")
 # on top of each method's cpu-smoke preset: smaller still, and IBRNet's lr schedule steps inside the resume check
 TINY = {"gnr": {"n_samples": 16, "n_rand": 64, "encoder_size": 64}, "pixelnerf": {"rays_per_target": 64},
         "ibrnet": {"rays_per_step": 128, "lr_decay_steps": 3}, "nhp": {"n_rays": 64}}
+pytestmark = pytest.mark.usefixtures("single_thread")
 LEARNED_CHECKS = ["class contract", "declared inputs", "config refusal", "presets", "train, save, reload",
                   "resume bit-exact", "render contract"]
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny workloads: one intra-op thread is faster and immune to OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,7 @@ class GeneBodyReader(CaptureReader):
     """
 
     name = "genebody"
+    PROVIDES = ("source-views", "masks", "body-mesh", "body-params")  # rest pose: only bench's smpl_tpose.obj
 
     def __init__(self, root: str | Path, *, validate: bool = True):
         self.root = Path(root)

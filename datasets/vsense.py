@@ -71,6 +71,7 @@ class VSenseReader(CaptureReader):
     """
 
     name = "vsense"
+    PROVIDES = ("source-views", "masks", "body-mesh", "body-params")  # rest pose: only bench's smpl_tpose.obj
 
     def __init__(self, root: str | Path, *, validate: bool = True, world_scale: float = 1.0):
         self.root = Path(root)

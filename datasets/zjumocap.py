@@ -83,6 +83,7 @@ class ZJUMoCapReader(CaptureReader):
     """
 
     name = "zjumocap"
+    PROVIDES = ("source-views", "masks", "body-params")  # mesh needs a faces file; rest pose lbs/tvertices.npy
 
     def __init__(self, root: str | Path, *, validate: bool = True, mask: str = "union", smpl: str = "auto",
                  faces: str | Path | None = None):

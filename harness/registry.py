@@ -8,24 +8,30 @@ Discovery order (first id wins; later duplicates are reported, not silently merg
 1. built-in spec modules ``bench.methods.*_spec`` (each defines ``SPEC``);
 2. the entry-point group ``bench.methods`` (each entry point loads a spec dict, or a callable returning one);
 3. ``$BENCH_METHODS``: ``module:ATTR`` references separated by ``:``-free commas, or paths to ``.py`` files
-   defining ``SPEC``.
+   defining ``SPEC`` (such a file is importable as its stem, so its spec may say ``"method_class": "stem:Class"``).
+
+Loading a class checks it against the contract of its kind (:func:`load_method_class`), so a plugin that lacks a
+member fails when it is loaded, naming the member and where the spec came from.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import pkgutil
+import sys
 import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import get_args
 
-from .method import MethodSpec
+from .method import KINDS, Input, MethodInfo, MethodSpec, required_members
 
 ENTRY_POINT_GROUP = "bench.methods"
 ENV_VAR = "BENCH_METHODS"
-REQUIRED_KEYS = ("id", "method_class", "kind")
-KINDS = ("generalizable", "case-specific", "non-learned")
+REQUIRED_KEYS = tuple(k for k in MethodSpec.__annotations__ if k in MethodSpec.__required_keys__)
+INPUTS = get_args(Input)
 
 
 class UnknownMethodError(KeyError):
@@ -47,6 +53,9 @@ def _validate(spec, origin: str) -> MethodSpec:
         raise ValueError(f"method spec {spec['id']!r} from {origin}: kind {spec['kind']!r} not in {KINDS}")
     if ":" not in spec["method_class"]:
         raise ValueError(f"method spec {spec['id']!r} from {origin}: method_class must be 'module:Class'")
+    bad = sorted((set(spec.get("inputs", [])) | set(spec.get("inputs_from_config", {}))) - set(INPUTS))
+    if bad:
+        raise ValueError(f"method spec {spec['id']!r} from {origin}: unknown input(s) {bad}; inputs: {INPUTS}")
     spec = dict(spec)
     spec.setdefault("inputs", [])
     spec.setdefault("presets", {})
@@ -74,16 +83,25 @@ def _entry_point_specs():
             warnings.warn(f"bench: could not load method plugin {ep.name} ({ep.value}): {e}", stacklevel=2)
 
 
+def _load_file(path: Path):
+    """Execute a one-file plugin as module ``<stem>``, so its spec can name ``"<stem>:Class"`` without the file's
+    folder on ``sys.path`` (unless another module of that name is already imported)."""
+    path = path.resolve()
+    modspec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(modspec)
+    known = sys.modules.get(path.stem)
+    if known is None or getattr(known, "__file__", None) == str(path):
+        sys.modules[path.stem] = mod
+    modspec.loader.exec_module(mod)
+    return mod
+
+
 def _env_specs():
     raw = os.environ.get(ENV_VAR, "")
     for ref in filter(None, (r.strip() for r in raw.split(","))):
         try:
             if ref.endswith(".py"):
-                path = Path(ref)
-                modspec = importlib.util.spec_from_file_location(f"bench_plugin_{path.stem}", path)
-                mod = importlib.util.module_from_spec(modspec)
-                modspec.loader.exec_module(mod)
-                yield mod.SPEC, f"${ENV_VAR} {ref}"
+                yield _load_file(Path(ref)).SPEC, f"${ENV_VAR} {ref}"
             else:
                 module, _, attr = ref.partition(":")
                 obj = getattr(importlib.import_module(module), attr or "SPEC")
@@ -113,14 +131,38 @@ def get_spec(method_id: str) -> MethodSpec:
     return specs[method_id]
 
 
+def method_info(spec: MethodSpec) -> MethodInfo:
+    """What the harness knows about a method, from its spec alone (methods do not restate it)."""
+    return {"method_id": spec["id"], "kind": spec["kind"], "inputs": list(spec.get("inputs", []))}
+
+
+class MethodContractError(TypeError):
+    """A method class does not implement what its kind requires (see :mod:`bench.harness.method`)."""
+
+
 def load_method_class(spec: MethodSpec):
-    """Import the class named by ``spec['method_class']``, with an error that says how to install it."""
-    module, _, cls = spec["method_class"].partition(":")
+    """Import the class named by ``spec['method_class']`` (with an error that says how to install it) and check it
+    against the contract of its kind: the members :func:`~bench.harness.method.required_members` names, and a
+    constructor taking ``checkpoint``, ``train_data`` and ``config_overrides`` by keyword."""
+    module, _, name = spec["method_class"].partition(":")
     try:
-        return getattr(importlib.import_module(module), cls)
+        cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
         hint = f" Install it with: {spec['install']}" if spec.get("install") else ""
         raise ImportError(f"method {spec['id']!r}: cannot import {spec['method_class']}: {e}.{hint}") from e
+    where = f"method {spec['id']!r} ({spec['method_class']}, registered by {spec.get('origin', 'a spec')})"
+    if not isinstance(cls, type):
+        raise MethodContractError(f"{where}: {spec['method_class']} is a {type(cls).__name__}, not a class")
+    missing = [m for m in required_members(spec["kind"]) if not callable(getattr(cls, m, None))]
+    if missing:
+        raise MethodContractError(f"{where}: the class lacks {', '.join(missing)}, which a {spec['kind']} method "
+                                  "must implement (see bench.harness.method.LearnedMethod / Method)")
+    try:
+        inspect.signature(cls).bind(checkpoint=None, train_data=None, config_overrides=None)
+    except TypeError as e:
+        raise MethodContractError(f"{where}: its constructor must accept the keywords checkpoint, train_data and "
+                                  f"config_overrides ({e})") from None
+    return cls
 
 
 def resolve_config(spec: MethodSpec, preset: str | None = None, overrides: dict | None = None) -> dict:

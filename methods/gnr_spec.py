@@ -7,6 +7,8 @@ SPEC = {
     "method_class": "bench.methods.gnr:GNRMethod",
     "kind": "generalizable",
     "inputs": ["source-views", "masks", "body-mesh", "body-params", "canonical-mesh"],
+    "inputs_from_config": {"canonical-mesh": "canonical_mesh"},
+    "accepts_device": True,
     "description": "Generalizable Neural Performer: stacked-hourglass features of 4 source views, an implicit "
                    "geometric embedding of the fitted SMPL-X body, a multi-view NeRF and screen-space "
                    "occlusion-aware appearance blending of the source pixels. Re-implemented in bench.gnr; loads "

@@ -5,6 +5,7 @@ SPEC = {
     "method_class": "bench.methods.ibrnet:IBRNet",
     "kind": "generalizable",
     "inputs": ["source-views", "masks", "body-mesh"],
+    "accepts_device": True,
     "description": "Learned image-based rendering: per-sample multi-view aggregation of source colours and U-Net "
                    "features (mean/variance pooling) blends the source colours; a ray transformer gives density; "
                    "coarse + fine sampling. Settings of the genebody-benchmarks ibrnet branch; the body mesh only "

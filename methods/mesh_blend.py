@@ -13,8 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from bench.datasets.rasterize import interpolate, project_vertices, rasterize_mesh
-from bench.datasets.views import RenderRequest
-from bench.harness.method import MethodInfo, ModelInfo
+from bench.harness.method import RenderOutput, RenderRequest, merge_config
+
+DEFAULTS = {
+    "depth_tolerance": 0.03,  # metres a surface point may lie behind a source's own body depth and count as seen
+    "angle_sharpness": 8.0,  # weight exp(angle_sharpness * (cos - 1)) of a source by its angle to the target ray
+    "device": "cpu",  # "cpu", "cuda[:N]" or "auto"
+}
 
 
 def _sample(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -27,24 +32,12 @@ def _sample(img: torch.Tensor, uv: torch.Tensor, mode: str = "bilinear") -> torc
 
 class MeshBlend:
     def __init__(self, *, checkpoint=None, train_data=None, config_overrides=None):
-        self.config = {"depth_tolerance": 0.03, "angle_sharpness": 8.0, "device": "cpu"}
-        self.config.update(config_overrides or {})
+        self.config = merge_config(DEFAULTS, config_overrides, "mesh-blend")
         if self.config["device"] == "auto":
             self.config["device"] = "cuda" if torch.cuda.is_available() else "cpu"
 
-    @classmethod
-    def get_method_info(cls) -> MethodInfo:
-        return {"method_id": "mesh-blend", "kind": "non-learned",
-                "inputs": ["source-views", "masks", "body-mesh"], "num_iterations": 0}
-
-    def get_info(self) -> ModelInfo:
-        return {**self.get_method_info(), "loaded_step": None, "loaded_checkpoint": None, "hparams": self.config}
-
-    def train_iteration(self, step: int) -> dict[str, float]:
-        raise RuntimeError("mesh-blend is not trained")
-
     @torch.no_grad()
-    def render(self, request: RenderRequest) -> dict[str, np.ndarray]:
+    def render(self, request: RenderRequest) -> RenderOutput:
         if request.body is None:
             raise ValueError(f"mesh-blend needs the body mesh; request {request.subject}/{request.frame} has none")
         dev = torch.device(self.config["device"])
@@ -98,6 +91,3 @@ class MeshBlend:
             cached = (request.body, list(request.sources), rasterize_mesh(verts, faces, src_cams, device=dev).depth)
             self._depth_cache = cached
         return cached[2]
-
-    def save(self, path: str) -> None:
-        pass

@@ -14,6 +14,7 @@ SPEC = {
     "method_class": "bench.methods.nhp:NHP",
     "kind": "generalizable",
     "inputs": ["source-views", "masks", "body-mesh", "body-params"],
+    "accepts_device": True,
     "description": "Neural Human Performer: ResNet-18 features of the source views painted onto the visible body "
                    "vertices, (optionally) fused over neighbouring frames, diffused by a sparse 3D conv net into a "
                    "skeletal feature volume; per query point the volume feature attends over the views' "

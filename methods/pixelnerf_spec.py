@@ -12,6 +12,7 @@ SPEC = {
     "method_class": "bench.methods.pixelnerf:PixelNeRF",
     "kind": "generalizable",
     "inputs": ["source-views", "masks", "body-mesh"],
+    "accepts_device": True,
     "description": "NeRF conditioned on pixel-aligned ResNet-34 features of the source views (per-view point "
                    "encoding, mean pooling across views inside a ResNet-FC MLP), coarse + fine sampling. The body "
                    "mesh only sets each ray's near/far.",

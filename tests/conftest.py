@@ -37,6 +37,17 @@ def shared_weights() -> Path:
         return shared_path("weights")  # fails in CI, skips elsewhere: run `bench setup lpips` once to enable
 
 
+@pytest.fixture
+def single_thread():
+    """Tiny workloads: one intra-op thread is faster and immune to OpenMP spin-waits on a busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_genebody(tmp_path_factory) -> Path:
     """2 subjects (1 train, 1 test) x 2 frames x 48 cameras at 128x107: enough for every code path, in seconds."""

@@ -22,6 +22,7 @@ COMMANDS = {
     "perf": f"{_P}.perf:perf",
     "setup": f"{_P}.setup_weights:setup",
     "demo": f"{_P}.demo:demo",
+    "test-method": f"{_P}.test_method:test_method",
 }
 
 

@@ -11,14 +11,14 @@ def methods():
     """List registered methods: id, kind, inputs, paper (installed or not)."""
     from rich.table import Table
 
-    from bench.harness.registry import method_specs
+    from bench.harness.registry import method_info, method_specs
 
     t = Table(title="methods")
     for c in ("id", "kind", "inputs", "paper", "registered by"):
         t.add_column(c)
     for spec in method_specs().values():
-        paper = spec.get("paper") or {}
-        t.add_row(spec["id"], spec["kind"], ", ".join(spec.get("inputs", [])),
+        paper, info = spec.get("paper") or {}, method_info(spec)
+        t.add_row(info["method_id"], info["kind"], ", ".join(info["inputs"]),
                   " ".join(filter(None, [paper.get("title", ""), f"({paper['arxiv']})" if paper.get("arxiv") else ""])) or "-",
                   spec["origin"])
     console.print(t)

@@ -177,7 +177,7 @@ def part_perf(args, root: Path, ckpt: str) -> dict:
 def part_scoring(args) -> dict:
     import torch
 
-    from bench.harness.metrics import LPIPSMetric, psnr, ssim
+    from bench.harness.scoring import LPIPSMetric, psnr, ssim
 
     n, s = (4, 64) if args.tiny else (64, 512)
     dev = torch.device(args.device)

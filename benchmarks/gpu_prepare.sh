@@ -18,7 +18,7 @@ if [ ! -f .whl/warp-1.5.1-noclang.txz ]; then
 fi
 python3 - <<'EOF'
 import shutil
-from bench.harness.lpips_weights import find_weights
+from bench.harness.scoring.lpips_weights import find_weights
 src = find_weights("alex").path
 shutil.copy(src if src.is_file() else next(src.glob("alexnet*")), ".whl/alexnet_features_imagenet.npz")
 EOF

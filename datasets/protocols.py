@@ -16,7 +16,7 @@ PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 TARGET_MODES = ("all-but-sources", "all")
 CROP_MODES = ("gnr-square", "none")
 AGGREGATION_LEVELS = ("view", "frame", "subject")
-# how the scorer restricts metrics (see bench.harness.metric_masks): "none" = whole prepared image;
+# how the scorer restricts metrics (see bench.harness.scoring.metric_masks): "none" = whole prepared image;
 # "smpl-box" = Neural Body / NHP: PSNR over pixels whose ray hits the padded body box, SSIM and LPIPS on the
 # bounding rectangle of those pixels with everything outside the box set to the background;
 # "smpl-box-whole" = Neural Body's eval_whole_img: outside-box pixels set to the background, whole image scored

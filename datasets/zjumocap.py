@@ -23,7 +23,7 @@ Conventions, converted here once:
 * Neural Body / NHP mark a 5-px band around the mask edge (5x5 dilate minus erode) as "ignore" (value 100).
   :attr:`View.mask` is the plain mask; :meth:`load_ignore_band` gives the band exactly as they compute it
   (on the raw mask, undistorted with it). The band only steers training-ray sampling: it changes no test metric
-  (their test rays are all pixels whose ray hits the body box; see ``bench.harness.metric_masks``).
+  (their test rays are all pixels whose ray hits the body box; see ``bench.harness.scoring.metric_masks``).
 * Bodies: ``smpl="auto"`` reads ``new_params/`` + ``new_vertices/`` when both exist (the 2021 refit NHP and later
   work use), else ``params/`` + ``vertices/``. ZJU ships no faces: they come from ``faces=`` (a .npy path), or
   ``<subject>/lbs/faces.npy``, or ``<root>/smpl_faces.npy``. ``lbs/tvertices.npy`` gives the rest pose.

@@ -21,7 +21,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from bench.harness.metrics import psnr
+    from bench.harness.scoring import psnr
 
     return float(psnr(np.asarray(a, np.float32)[None], np.asarray(b, np.float32)[None])[0])
 

@@ -33,6 +33,7 @@ import submitit
 
 from .executor_config import EXECUTORS, ExecutorSettings
 from .jobs import run_job
+from .scoring.predictions import EVAL_OUTPUTS
 from .store import read_job, read_progress, update_job
 
 
@@ -204,7 +205,7 @@ def job_state(job: dict, force: bool, probe=None) -> str:
 def _reset(job: dict) -> None:
     """--force: remove a job's previous outputs before redoing it."""
     d = Path(job["dir"])
-    for name in ("predictions", "checkpoints", "results.json", "scores.jsonl", "progress.json", "train-log.jsonl"):
+    for name in (*EVAL_OUTPUTS, "checkpoints", "progress.json", "train-log.jsonl"):
         p = d / name
         if p.is_dir():
             shutil.rmtree(p)

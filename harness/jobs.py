@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json, write_png
+from .atomic import write_json
 from .provenance import provenance
 from .resources import Stopwatch, peak_memory
 from .store import read_job, update_job, write_progress
@@ -96,15 +96,12 @@ def _train(job: dict, job_dir: Path, progress) -> dict:
             "steps_per_s": summary["steps_per_s"], "rays_per_s": summary["rays_per_s"], "last_losses": summary["last"]}
 
 
-def prediction_name(frame: str, view_id: str) -> str:
-    return f"{frame}_{view_id}"
-
-
 def _eval(job: dict, job_dir: Path, progress) -> dict:
     from bench.datasets.registry import open_dataset
     from bench.datasets.views import RenderRequest
 
-    from .scoring import score_predictions
+    from .scoring.predictions import Predictions, prediction_name, predictions_dir, results_path
+    from .scoring.scorer import score_predictions
     from .trainer import latest_checkpoint
 
     _configure_torch(job)
@@ -115,9 +112,9 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     views = reader.view_ids(subject)
     source_ids = protocol.sources(views)
     target_ids = protocol.targets(views)
-    pred = job_dir / "predictions"
-    for sub in ("color", "gt-color", "mask", "cameras"):
-        (pred / sub).mkdir(parents=True, exist_ok=True)
+    pred = predictions_dir(job_dir)
+    folder = Predictions(pred)
+    folder.create()
 
     ckpt = None
     if job.get("checkpoint"):
@@ -130,7 +127,7 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     cls = _method_class(job["method"])
     method = cls(checkpoint=ckpt, config_overrides=job["method_config"])
 
-    write_json(pred / "info.json", {
+    folder.write_info({
         "dataset": job["dataset"], "root": str(job["root"]), "subject": subject, "method": job["method"],
         "method_config": job["method_config"], "checkpoint": ckpt, "protocol": protocol.to_dict(),
         "source_views": source_ids, "target_views": target_ids, "frames": frames, "config_hash": job["config_hash"],
@@ -139,8 +136,7 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     done = 0
     render_s, rendered = 0.0, 0
     for frame in frames:
-        todo = [t for t in target_ids if not (pred / "color" / f"{prediction_name(frame, t)}.png").exists()
-                or not (pred / "cameras" / f"{prediction_name(frame, t)}.json").exists()]
+        todo = [t for t in target_ids if not folder.is_complete(prediction_name(frame, t))]
         if todo:
             body = reader.load_body(subject, frame)
             sources = [protocol.prepare(reader.load_view(subject, v, frame)) for v in source_ids]
@@ -158,18 +154,14 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
                 if color.shape != (gt.camera.height, gt.camera.width, 3) or not np.isfinite(color).all():
                     raise ValueError(f"{job['method']} rendered {name} with shape {color.shape} (finite: "
                                      f"{bool(np.isfinite(color).all())}); expected ({gt.camera.height}, {gt.camera.width}, 3)")
-                write_png(pred / "gt-color" / f"{name}.png", gt.image)
-                write_png(pred / "mask" / f"{name}.png", (gt.mask.astype(np.uint8) * 255))
-                write_png(pred / "color" / f"{name}.png", np.round(np.clip(color, 0, 1) * 255).astype(np.uint8))
-                # the camera file is written last: its presence marks the image as complete
-                write_json(pred / "cameras" / f"{name}.json", {"frame": frame, "view": t, "is_source": t in source_ids,
-                                                               **gt.camera.to_dict()})
+                folder.write(frame, t, color=color, gt=gt.image, mask=gt.mask, camera=gt.camera.to_dict(),
+                             is_source=t in source_ids)  # the camera record last: it marks the image complete
             done += 1
             write_progress(job_dir, done, total, "render")
             if progress is not None:
                 progress(done, total, {})
     if protocol.metric_mask != "none":  # Neural Body / NHP: metrics inside the projected 3D body box
-        from .metric_masks import write_box_masks
+        from .scoring.metric_masks import write_box_masks
 
         write_box_masks(pred, reader, subject, protocol.box_padding)
     t0 = time.perf_counter()
@@ -182,10 +174,10 @@ def _eval(job: dict, job_dir: Path, progress) -> dict:
     results = score_predictions(pred, lpips_source=job.get("lpips_weights"), device=job.get("device", "cpu"),
                                 nets=tuple(job.get("lpips_nets", ("alex",))), workers=job.get("score_workers"),
                                 lpips_cache=job.get("lpips_cache"), progress=score_progress)
-    from .quality import assess_predictions
+    from .scoring.quality import assess_predictions
 
     results["quality"] = quality = assess_predictions(pred, protocol.background)
-    write_json(job_dir / "results.json", results)
+    write_json(results_path(pred), results)
     update_job(job_dir, quality=quality)
     if quality["degenerate"]:
         log.warning("%s on %s/%s: DEGENERATE renders: %s", job["method"], job["dataset"], subject,

@@ -34,7 +34,7 @@ def eval_dir(run_dir: Path, method: str, dataset: str, protocol: str, subject: s
 
 
 def lpips_cache_dir(run_dir: Path) -> Path:
-    """Where the eval jobs of one run keep ground-truth LPIPS features (:mod:`bench.harness.lpips_cache`)."""
+    """Where the eval jobs of one run keep ground-truth LPIPS features (:mod:`bench.harness.scoring.lpips_cache`)."""
     return Path(run_dir) / ".cache" / "lpips-gt"
 
 

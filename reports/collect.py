@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.harness.scoring.predictions import RESULTS_FILE
+
 COLUMNS = ["run", "method", "dataset", "protocol", "subject", "frame", "view", "is_source", "image"]
 
 
 def find_results(run_dirs: list[Path]) -> list[Path]:
     out = []
     for d in run_dirs:
-        out.extend(sorted(Path(d).rglob("results.json")))
+        out.extend(sorted(Path(d).rglob(RESULTS_FILE)))
     return out
 
 
@@ -44,7 +46,7 @@ def latest_run(output: Path) -> Path | None:
     for run in output.iterdir():
         if not run.is_dir() or run.name.startswith("."):
             continue
-        times = [p.stat().st_mtime for p in run.rglob("results.json")]
+        times = [p.stat().st_mtime for p in run.rglob(RESULTS_FILE)]
         if times and max(times) > best_t:
             best, best_t = run, max(times)
     return best

@@ -38,7 +38,7 @@ def published_rows(specs: dict, shown: pd.DataFrame) -> list[dict]:
 
 def degenerate_jobs(headers: list[dict]) -> dict[tuple[str, str, str], list[str]]:
     """(method, dataset, protocol) -> ["subject: reason", ...] for jobs whose renders do not show the person
-    (:mod:`bench.harness.quality`)."""
+    (:mod:`bench.harness.scoring.quality`)."""
     out: dict[tuple[str, str, str], list[str]] = {}
     for h in headers:
         q = h.get("quality") or {}
@@ -87,7 +87,7 @@ def markdown(over: pd.DataFrame, subj: pd.DataFrame, published: list[dict], head
     flags = degenerate_jobs(headers)
     if flags:
         lines += ["## DEGENERATE renders: these numbers are not results", "",
-                  "The renders of these jobs do not show the person (bench.harness.quality); their metrics only "
+                  "The renders of these jobs do not show the person (bench.harness.scoring.quality); their metrics only "
                   "measure an empty or constant image.", ""]
         lines += [f"- **{m}** on {d}/{p}: {item}" for (m, d, p), items in flags.items() for item in items] + [""]
     if published:

@@ -29,7 +29,7 @@ def shared_weights() -> Path:
     discovery finds one (a user's clone after `bench setup lpips`), else skip saying how to get it."""
     if (SHARED / "weights").exists():
         return SHARED / "weights"
-    from bench.harness.lpips_weights import LPIPSWeightsMissing, find_weights
+    from bench.harness.scoring.lpips_weights import LPIPSWeightsMissing, find_weights
 
     try:
         return Path(find_weights("alex").path)

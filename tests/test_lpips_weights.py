@@ -13,19 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-from bench.harness import lpips_weights as lw
-from bench.harness.lpips_weights import (
+from bench.harness.scoring import lpips_weights as lw
+from bench.harness.scoring.lpips_fetch import convert_ckpt, setup_lpips
+from bench.harness.scoring.lpips_weights import (
     NPZ_NAMES,
     TORCHVISION_NAMES,
     LPIPSWeightsError,
     LPIPSWeightsMissing,
     WeightsSource,
-    convert_ckpt,
     expected_shapes,
     find_weights,
     load_features,
     load_into_lpips,
-    setup_lpips,
 )
 
 # ------------------------------------------------------------------------------------------------ discovery

@@ -11,8 +11,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench.harness.lpips_weights import LPIPSWeightsMissing
-from bench.harness.metrics import SSIM_TILE, LPIPSMetric, gaussian_kernel1d, metric_settings, psnr, ssim, ssim_image
+from bench.harness.scoring import LPIPSMetric, metric_settings, psnr, ssim
+from bench.harness.scoring.lpips_weights import LPIPSWeightsMissing
+from bench.harness.scoring.psnr_ssim import SSIM_TILE, gaussian_kernel1d, ssim_image
 
 SHARED_ALEX_SHA256 = "e762b28a0489ca1b9a809bcf1fc6d82b9310cd77ff6c495d057dc8811994eab4"
 
@@ -206,7 +207,7 @@ def _reference_lpips(metric: LPIPSMetric):
     """The ``lpips`` package run the plain way, with the same backbone weights."""
     import lpips
 
-    from bench.harness.lpips_weights import load_into_lpips
+    from bench.harness.scoring.lpips_weights import load_into_lpips
 
     with warnings.catch_warnings():  # torchvision's deprecated pretrained= argument inside lpips
         warnings.simplefilter("ignore")
@@ -256,7 +257,7 @@ def test_lpips_metric_raises_missing_when_nothing_found(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_metrics_on_cuda_match_cpu(tmp_path):
-    from bench.harness.lpips_weights import NPZ_NAMES, expected_shapes
+    from bench.harness.scoring.lpips_weights import NPZ_NAMES, expected_shapes
 
     rng = np.random.default_rng(4)
     feats = {k: (0.05 * rng.standard_normal(s)).astype(np.float32) for k, s in expected_shapes("alex").items()}

@@ -31,7 +31,7 @@ def test_gnr_perf_tiny(tiny_genebody):
 
 def test_score_perf_tiny_reports_every_rate_and_the_estimate(tmp_path):
     """`bench perf score` machinery on tiny images; rates are measured, never asserted beyond being numbers."""
-    from bench.harness.score_perf import score_perf, score_perf_tables
+    from bench.harness.scoring.perf import score_perf, score_perf_tables
 
     n = torch.get_num_threads()
     r = score_perf(size=48, images=2, nets=("alex",), repeats=1, pool_images=5, workers=1, views=100)

@@ -8,7 +8,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from bench.harness.cli import main
-from bench.harness.quality import assess_predictions, view_quality
+from bench.harness.scoring.quality import assess_predictions, view_quality
 from bench.harness.store import read_job
 
 from conftest import TINY_PROTOCOL

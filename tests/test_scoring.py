@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from bench.harness.atomic import write_json, write_png
-from bench.harness.lpips_cache import GTFeatureCache, gt_features
-from bench.harness.lpips_weights import NPZ_NAMES, expected_shapes
-from bench.harness.metrics import LPIPSMetric, psnr, ssim
-from bench.harness.scoring import _Scorer, results_path, score_predictions, scores_path
+from bench.harness.scoring import LPIPSMetric, psnr, results_path, score_predictions, scores_path, ssim
+from bench.harness.scoring.lpips_cache import GTFeatureCache, gt_features
+from bench.harness.scoring.lpips_weights import NPZ_NAMES, expected_shapes
+from bench.harness.scoring.scorer import _Scorer
 
 N = 6
 

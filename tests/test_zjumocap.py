@@ -20,7 +20,7 @@ from bench.datasets.synthetic.layouts import generate_zjumocap
 from bench.datasets import zjumocap_writer as zw
 from bench.datasets.views import View
 from bench.datasets.zjumocap import ZJUMoCapReader
-from bench.harness.metric_masks import box_metrics, masked_scores, smpl_box_mask, write_box_masks
+from bench.harness.scoring.metric_masks import box_metrics, masked_scores, smpl_box_mask, write_box_masks
 
 SUBJECTS = ["CoreView_313", "CoreView_387"]
 
@@ -286,7 +286,7 @@ def test_box_mask_covers_the_projected_body_and_metrics_follow_neural_body(zju):
 
 
 def test_box_lpips_is_scored_on_the_box_crop(shared_weights):
-    from bench.harness.metrics import LPIPSMetric
+    from bench.harness.scoring import LPIPSMetric
 
     rng = np.random.default_rng(1)
     gt = cv2.resize(rng.uniform(0, 1, (12, 12, 3)), (96, 96), interpolation=cv2.INTER_CUBIC).clip(0, 1)

@@ -24,7 +24,8 @@ SMALL = {"subjects": 2, "test_subjects": 1, "frames": 2, "num_cameras": 48, "wid
 
 def ensure_lpips(lpips_weights: str | None) -> str | None:
     """A usable LPIPS-alex backbone source, fetching it once when none is found; None (with a warning) if impossible."""
-    from bench.harness.lpips_weights import LPIPSWeightsMissing, find_weights, setup_lpips
+    from bench.harness.scoring.lpips_fetch import setup_lpips
+    from bench.harness.scoring.lpips_weights import LPIPSWeightsMissing, find_weights
 
     try:
         return str(find_weights("alex", lpips_weights).path)

@@ -55,7 +55,7 @@ def perf_score_command(size, images, repeats, nets, pool_images, views, workers,
     scoring run on all cores extrapolated to --views."""
     import torch
 
-    from bench.harness.score_perf import score_perf, score_perf_tables
+    from bench.harness.scoring.perf import score_perf, score_perf_tables
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

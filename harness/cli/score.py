@@ -36,7 +36,8 @@ def score(predictions, lpips_weights, device, nets, workers, lpips_cache, no_lpi
 
 def _run_lpips_cache(pred_dir: Path) -> str | None:
     """The LPIPS cache of the run that wrote this predictions folder (from its job.json), if any."""
+    from bench.harness.scoring.predictions import FOLDER
     from bench.harness.store import read_job
 
-    job = read_job(pred_dir.parent) if pred_dir.name == "predictions" else None
+    job = read_job(pred_dir.parent) if pred_dir.name == FOLDER else None
     return ((job or {}).get("config") or {}).get("lpips_cache")

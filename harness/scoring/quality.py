@@ -2,8 +2,8 @@
 
 A collapsed model (density that never left zero, a blend that underflows, a constant image) still gets a PSNR:
 with the black backgrounds of human NVS protocols a black image scores ~20 dB. This module looks at the renders
-themselves, from files only (``color/``, ``gt-color/``, ``mask/`` of a predictions folder), and says when they
-do not show the person:
+themselves, from files only (``color/``, ``gt-color/``, ``mask/`` of a predictions folder,
+:mod:`bench.harness.scoring.predictions`), and says when they do not show the person:
 
 * **foreground recall** per view: of the ground-truth person pixels that differ visibly from the background
   (any channel > ``VISIBLE`` away), the share the render also shows as non-background. A render that is
@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from .predictions import Predictions
 
 VISIBLE = 12 / 255  # a pixel is "not background" when some channel differs by more than this
 MIN_RECALL = 0.5  # median foreground recall below this: the renders do not show the person
@@ -48,13 +50,13 @@ def view_quality(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, back
 
 def assess_predictions(pred_dir: str | Path, background=(0.0, 0.0, 0.0)) -> dict:
     """Degenerate-render verdict of a predictions folder: per-view numbers summarised, with reasons."""
-    pred_dir = Path(pred_dir)
+    folder = Predictions(pred_dir)
     recalls, constant, n = [], 0, 0
-    for p in sorted((pred_dir / "color").glob("*.png")):
-        g = pred_dir / "gt-color" / p.name
+    for p in folder.color_files():
+        g = folder.gt_path(p.stem)
         if not g.exists():
             continue
-        m = pred_dir / "mask" / p.name
+        m = folder.mask_path(p.stem)
         q = view_quality(_read(p), _read(g), _read(m)[..., 0] > 0.5 if m.exists() else None, background)
         n += 1
         constant += q["std"] < CONSTANT_STD
@@ -70,3 +72,6 @@ def assess_predictions(pred_dir: str | Path, background=(0.0, 0.0, 0.0)) -> dict
     return {"views": n, "foreground_recall_median": median,
             "foreground_recall_min": float(min(recalls)) if recalls else None, "constant_images": constant,
             "degenerate": bool(reasons), "reasons": reasons}
+
+
+__all__ = ["assess_predictions", "view_quality", "VISIBLE", "MIN_RECALL", "CONSTANT_STD", "MAX_CONSTANT_SHARE"]

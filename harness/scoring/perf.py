@@ -76,8 +76,8 @@ def _lpips_pair(net: str, weights: str, device):
 
     import lpips
 
+    from .lpips_metric import LPIPSMetric
     from .lpips_weights import load_into_lpips
-    from .metrics import LPIPSMetric
 
     metric = LPIPSMetric(net, weights, device)
     with warnings.catch_warnings():
@@ -96,7 +96,7 @@ def metric_rates(pred: np.ndarray, gt: np.ndarray, weights: dict[str, tuple[str,
     import cv2
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from .metrics import psnr, ssim
+    from .psnr_ssim import psnr, ssim
 
     dev = torch.device(device)
     n = len(pred)
@@ -161,20 +161,22 @@ def scoring_rates(pred: np.ndarray, gt: np.ndarray, folder: Path, workers: int |
     count) / ``workers``. On CUDA only (1), in one process."""
     import cv2
 
-    from .atomic import write_json, write_png
-    from .resources import available_cpus
-    from .scoring import score_predictions, scores_path
+    from bench.harness.atomic import write_png
+    from bench.harness.resources import available_cpus
+    from .predictions import Predictions, prediction_name, predictions_dir, scores_path
+    from .scorer import score_predictions
 
     workers = 1 if device != "cpu" else (workers or available_cpus())
     rows = []
     for i, what in enumerate(("first method (GT features computed)", "next methods (GT features cached)")):
-        pred_dir = folder / f"method{i}" / "predictions"
+        pred_dir = predictions_dir(folder / f"method{i}")
+        out = Predictions(pred_dir)
         shifted = np.roll(pred, i, axis=2)  # another method's renders, the same ground truth
         for j in range(len(gt)):
-            name = f"0000_{j:03d}"
-            write_png(pred_dir / "gt-color" / f"{name}.png", gt[j])
-            write_png(pred_dir / "color" / f"{name}.png", shifted[j])
-        write_json(pred_dir / "info.json", {"method": f"method{i}", "protocol": {"name": "perf"}})
+            name = prediction_name("0000", f"{j:03d}")
+            write_png(out.gt_path(name), gt[j])
+            write_png(out.color_path(name), shifted[j])
+        out.write_info({"method": f"method{i}", "protocol": {"name": "perf"}})
         marks = []
         t0 = time.perf_counter()
         score_predictions(pred_dir, lpips_source=lpips_source, device=device, nets=("alex",), workers=workers,
@@ -211,7 +213,7 @@ def score_perf(size: int = 512, images: int = 4, nets=("alex", "vgg"), device: s
     scoring-run rates, with the machine's context (cores, threads, load)."""
     import os
 
-    from .resources import available_cpus
+    from bench.harness.resources import available_cpus
 
     pred, gt = perf_pairs(images, size)
     big_pred, big_gt = perf_pairs(pool_images, size, seed=1)

@@ -1,8 +1,9 @@
 """Score a predictions folder: PSNR, SSIM and LPIPS per image, from files only.
 
-The scorer never talks to a method: it reads ``color/`` and ``gt-color/`` PNGs (uint8, as GNR scores them),
-``cameras/`` and ``info.json``, and records the protocol, the metric settings and sha256 digests of predictions
-and ground truth, so a number in a report can always be traced to the exact images behind it.
+The scorer never talks to a method: it reads a predictions folder (:mod:`bench.harness.scoring.predictions`):
+``color/`` and ``gt-color/`` PNGs (uint8, as GNR scores them), ``cameras/`` and ``info.json``, and records the
+protocol, the metric settings and sha256 digests of predictions and ground truth, so a number in a report can
+always be traced to the exact images behind it.
 
 Speed and restarts:
 
@@ -10,11 +11,14 @@ Speed and restarts:
   process may use (:func:`bench.harness.resources.available_cpus`), never threads inside workers as well; small
   folders are scored in this process, where torch and OpenCV use their own threads. On CUDA: in this process,
   ``batch_size`` images at a time.
-* Ground-truth LPIPS features come from a :class:`~bench.harness.lpips_cache.GTFeatureCache` when a cache
+* Ground-truth LPIPS features come from a :class:`~bench.harness.scoring.lpips_cache.GTFeatureCache` when a cache
   folder is given (the eval jobs of a run share one), so each ground truth goes through the backbone once.
 * Resumable per image: each scored image's values are appended to ``scores.jsonl`` beside ``results.json``,
   under a key of (prediction sha256, ground truth sha256, box mask sha256, metric settings). A killed scoring
   re-reads it and scores only the rest; any changed file or setting is scored again. ``results.json`` is as before.
+
+A net whose LPIPS backbone is missing is reported as missing (``lpips_missing``, None values), with one warning
+per net and process on the ``bench`` logger.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-SCORES_NAME = "scores.jsonl"
+from .predictions import COLOR, Predictions, frame_view, scores_path
+
 POOL_MIN_PIXELS = 48 * 512 * 512  # automatic worker count: less work than this is not worth a pool's start-up
 POOL_TASK_IMAGES = 4  # images per pool task (progress granularity vs per-task overhead)
 log = logging.getLogger("bench")
@@ -52,25 +57,18 @@ def folder_digest(files: list[Path], digests: dict[str, str] | None = None) -> s
     return h.hexdigest()
 
 
-def results_path(pred_dir: str | Path) -> Path:
-    """Where a predictions folder's results.json goes: beside a folder named ``predictions``, else inside it."""
-    pred_dir = Path(pred_dir)
-    return pred_dir.parent / "results.json" if pred_dir.name == "predictions" else pred_dir / "results.json"
+_WARNED: set[str] = set()  # warnings already logged by this process
 
 
-def scores_path(pred_dir: str | Path) -> Path:
-    """The per-image score cache (JSON lines) beside results.json."""
-    return results_path(pred_dir).with_name(SCORES_NAME)
-
-
-@lru_cache(maxsize=None)
 def _warn_once(message: str) -> None:
-    log.warning(message)
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 @lru_cache(maxsize=4)
 def _lpips(net: str, source: str | None, device: str):
-    from .metrics import LPIPSMetric
+    from .lpips_metric import LPIPSMetric
 
     return LPIPSMetric(net=net, weights=source, device=device)
 
@@ -103,7 +101,7 @@ class _Scorer:
             boxed = masked_scores(self.pred_dir, self.mode, self.background, self.models, names=[i[0] for i in items])
             return [(name, boxed[name]) for name, *_ in items]
         from .lpips_cache import gt_features
-        from .metrics import psnr, ssim
+        from .psnr_ssim import psnr, ssim
 
         pairs = []
         for name, pred_path, gt_path, _ in items:
@@ -179,19 +177,21 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
     features (None: none). ``progress(done, total)`` after each batch of images. Per-image values are kept in
     :func:`scores_path` so a restarted scoring skips what was finished.
     """
-    from .atomic import write_text
+    from bench.harness.atomic import write_text
+    from bench.harness.resources import available_cpus
+
     from .lpips_weights import LPIPSWeightsMissing
-    from .metrics import metric_settings
-    from .resources import available_cpus
+    from .settings import metric_settings
 
     pred_dir = Path(pred_dir)
-    info = json.loads((pred_dir / "info.json").read_text())
-    preds = sorted((pred_dir / "color").glob("*.png"))
+    folder = Predictions(pred_dir)
+    info = folder.read_info()
+    preds = folder.color_files()
     if not preds:
-        raise FileNotFoundError(f"{pred_dir / 'color'}: no predictions to score")
+        raise FileNotFoundError(f"{pred_dir / COLOR}: no predictions to score")
     gts = []
     for p in preds:
-        g = pred_dir / "gt-color" / p.name
+        g = folder.gt_path(p.stem)
         if not g.exists():
             raise FileNotFoundError(f"{g}: ground truth for prediction {p.name} is missing")
         gts.append(g)
@@ -209,10 +209,10 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
     background = proto.get("background", (0, 0, 0))
     masked_settings, masks = None, {}
     if mode != "none":
-        from .metric_masks import MASK_DIR, masked_metric_settings
+        from .metric_masks import masked_metric_settings
 
         masked_settings = masked_metric_settings(mode, proto.get("box_padding"))
-        masks = {p.stem: pred_dir / MASK_DIR / p.name for p in preds}
+        masks = {p.stem: folder.box_mask_path(p.stem) for p in preds}
     settings = {**metric_settings(list(lpips_models.values())), "lpips_requested": list(nets),
                 **({"metric_mask": masked_settings} if masked_settings else {})}
 
@@ -264,10 +264,9 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
 
     rows = []
     for p in preds:
-        cam_file = pred_dir / "cameras" / f"{p.stem}.json"
-        cam = json.loads(cam_file.read_text()) if cam_file.exists() else {}
-        row = {"image": p.stem, "frame": cam.get("frame", p.stem.split("_")[0]),
-               "view": cam.get("view", p.stem.split("_")[-1]), "is_source": bool(cam.get("is_source", False))}
+        cam = folder.read_camera(p.stem)
+        frame, view = frame_view(p.stem, cam)
+        row = {"image": p.stem, "frame": frame, "view": view, "is_source": bool(cam.get("is_source", False))}
         row.update(values[p.stem])
         for net in lpips_missing:
             row[f"lpips_{net}"] = None
@@ -321,4 +320,4 @@ def _score_pool(todo: list, workers: int, init_args: tuple, record: Callable) ->
     pool.shutdown(wait=True)
 
 
-__all__ = ["score_predictions", "folder_digest", "results_path", "scores_path", "SCORES_NAME"]
+__all__ = ["score_predictions", "folder_digest"]

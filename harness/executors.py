@@ -31,6 +31,8 @@ import submitit
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .console import console
+from bench.io import timestamp
+
 from .executor_config import EXECUTORS, ExecutorSettings
 from .jobs import run_job
 from .store import read_job, read_progress, update_job
@@ -56,10 +58,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.blocked
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -119,7 +117,7 @@ class JobCall(submitit.helpers.Checkpointable):
 
 def _scheduler_record(kind: str, job_id: str, folder: str, stamp: str = "submitted") -> dict:
     """What job.json keeps to find the job again: ``folder`` is submitit's folder pattern (``.../%j``)."""
-    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(), stamp: _now()}
+    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(), stamp: timestamp()}
 
 
 # --- the state of a job folder before the run --------------------------------------------------------------------
@@ -534,7 +532,7 @@ def _settle(h, status, active, outcome, bar, overall):
             outcome.lost.append(jid)
         rec = read_job(Path(h.job["dir"])) or {}
         if rec.get("status") != "failed" and h.kind != "inline":
-            update_job(Path(h.job["dir"]), status="failed", finished=_now(),
+            update_job(Path(h.job["dir"]), status="failed", finished=timestamp(),
                        error={"type": "LostJob" if verdict == "lost" else "JobError", "message": message})
     active.remove(h)
     if h.task is not None:

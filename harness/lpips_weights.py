@@ -23,7 +23,6 @@ Formats: ``.npz`` with keys ``features.N.{weight,bias}`` (float32, OIHW); ``.pth
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.io import atomic_file, file_sha256
 
 # ---------------------------------------------------------------------------------------------------------------
 # What the backbones look like
@@ -123,14 +124,6 @@ def expected_shapes(net: str) -> dict[str, tuple[int, ...]]:
         shapes[f"features.{idx}.weight"] = (out_ch, in_ch, k, k)
         shapes[f"features.{idx}.bias"] = (out_ch,)
     return shapes
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -337,20 +330,6 @@ def convert_ckpt(data: bytes, net: str, where: str = "checkpoint") -> dict[str, 
     return out
 
 
-def _save_npz_atomic(arrays: dict[str, np.ndarray], dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is meant to be shared like any download
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def setup_lpips(
     dest_dir: str | os.PathLike | None = None,
     nets: Sequence[str] = ("alex",),
@@ -406,7 +385,8 @@ def setup_lpips(
 
     dest.mkdir(parents=True, exist_ok=True)
     for n in nets:
-        _save_npz_atomic(converted[n], targets[n])
+        with atomic_file(targets[n], mode=0o644) as f:  # the cache is meant to be shared like any download
+            np.savez(f, **converted[n])
     return dest
 
 

@@ -65,7 +65,7 @@ def write_box_masks(pred_dir: str | Path, reader, subject: str, padding: Sequenc
                     force: bool = False) -> int:
     """Write ``mask-box/<name>.png`` for every ``cameras/<name>.json`` of a predictions folder (skipping ones
     already there unless ``force``); returns how many were written. Bodies come from ``reader.load_body``."""
-    from .atomic import write_png
+    from bench.io import write_png
 
     pred_dir = Path(pred_dir)
     out = pred_dir / MASK_DIR

@@ -312,7 +312,7 @@ def scoring_rates(pred: np.ndarray, gt: np.ndarray, folder: Path, workers: int |
     count) / ``workers``. On CUDA only (1), in one process."""
     import cv2
 
-    from .atomic import write_json, write_png
+    from bench.io import write_json, write_png
     from .resources import available_cpus
     from .scoring import score_predictions, scores_path
 

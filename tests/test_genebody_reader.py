@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.datasets import genebody_writer as gw
+from bench.datasets.bench_extensions import write_info
 from bench.datasets.camera import Camera
 from bench.datasets.errors import DatasetError
 from bench.datasets.genebody import GeneBodyReader
@@ -64,7 +65,7 @@ def dataset(tmp_path):
     make_subject(tmp_path, "alice")
     make_subject(tmp_path, "bob", frames=("0045", "0046", "0047"), seed=1, depth=False, tpose=False)
     gw.write_split(tmp_path, {"train": ["bob"], "test": ["alice"]})
-    gw.write_info(tmp_path, {"generator": "bench-synthetic", "protocol_overrides": {"crop_size": 256}})
+    write_info(tmp_path, {"generator": "bench-synthetic", "protocol_overrides": {"crop_size": 256}})
     return tmp_path
 
 
@@ -310,7 +311,7 @@ def test_meshio_round_trip_and_polygons(tmp_path):
 
 
 def test_write_info_is_json(tmp_path):
-    gw.write_info(tmp_path, {"generator": "bench-synthetic", "seed": np.int64(3), "scale": np.float32(0.5)})
+    write_info(tmp_path, {"generator": "bench-synthetic", "seed": np.int64(3), "scale": np.float32(0.5)})
     assert json.loads((tmp_path / "bench-info.json").read_text()) == {
         "generator": "bench-synthetic", "seed": 3, "scale": 0.5}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind

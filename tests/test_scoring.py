@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.harness.atomic import write_json, write_png
+from bench.io import write_json, write_png
 from bench.harness.lpips_cache import GTFeatureCache, gt_features
 from bench.harness.lpips_weights import NPZ_NAMES, expected_shapes
 from bench.harness.metrics import LPIPSMetric, psnr, ssim

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench_extensions import INFO_FILE, read_info
-from .decode import load_npy_array
+from .decode import load_npy_array, load_npy_dict
 from .errors import DatasetError
 from .meshio import read_obj
 from .views import Sample, View
@@ -80,6 +80,16 @@ class CaptureReader:
             raise DatasetError(d, None, f"no such subject (folder with {self.subject_marker}); "
                                         f"known subjects: {self._subject_folders()}")
         return d
+
+    def _read_annots(self, subject: str, cams_format: str) -> tuple[Path, dict, dict]:
+        """``<subject>/annots.npy`` (the camera file of GeneBody and of the Neural Body-style layouts): its path, its
+        dict and its ``"cams"`` dict (``cams_format`` says what that must be, for the error)."""
+        path = self._subject_dir(subject) / "annots.npy"
+        raw = load_npy_dict(path, "camera annotation (annots.npy)")
+        cams = raw.get("cams")
+        if not isinstance(cams, dict):
+            raise DatasetError(path, "cams", f"missing or not {cams_format}")
+        return path, raw, cams
 
     # --- loading ------------------------------------------------------------------------------------------
     def load_sample(self, subject: str, frame: str, view_ids: list[str] | None = None,
@@ -155,6 +165,8 @@ class CaptureReader:
 
 def read_checked_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """An OBJ body mesh, validated: (V,3) finite vertices, at least one face, face indices in range."""
+    if not path.is_file():
+        raise DatasetError(path, None, "body mesh is missing; re-download or regenerate this subject")
     verts, faces = read_obj(path)
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise DatasetError(path, "v", f"vertices must be (V,3), got {verts.shape}")

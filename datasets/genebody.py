@@ -104,12 +104,8 @@ class GeneBodyReader(CaptureReader):
     def _cams(self, subject: str) -> dict[str, dict[str, np.ndarray]]:
         if subject in self._annots:
             return self._annots[subject]
-        path = self._subject_dir(subject) / "annots.npy"
-        raw = load_npy_dict(path, "camera annotation (annots.npy)")
-        cams = raw.get("cams")
-        if not isinstance(cams, dict):
-            raise DatasetError(path, "cams", "missing or not a dict of cameras keyed by 2-digit view id "
-                                             "(the pre-2022-09 format is not supported; re-download GeneBody)")
+        path, _, cams = self._read_annots(subject, "a dict of cameras keyed by 2-digit view id (the pre-2022-09 "
+                                                    "format is not supported; re-download GeneBody)")
         out: dict[str, dict[str, np.ndarray]] = {}
         for vid, cam in cams.items():
             vid = str(vid)
@@ -282,8 +278,6 @@ class GeneBodyReader(CaptureReader):
         self._check_frame(subject, frame)
         sdir = self.root / subject
         obj_path = sdir / "smpl" / f"{frame}.obj"
-        if not obj_path.is_file():
-            raise DatasetError(obj_path, None, "body mesh is missing; re-download or regenerate this subject")
         verts, faces = read_checked_mesh(obj_path)
         par_path = sdir / "param" / f"{frame}.npy"
         raw = load_npy_dict(par_path, "body parameter")

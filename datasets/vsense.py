@@ -150,14 +150,12 @@ class VSenseReader(CaptureReader):
         """``annots.npy`` cameras by view id (checked K, R, t; scale divided out), or None when the file is absent."""
         if subject in self._annots:
             return self._annots[subject]
-        path = self._subject_dir(subject) / "annots.npy"
-        if not path.exists():
+        if not (self._subject_dir(subject) / "annots.npy").exists():
             self._annots[subject] = None
             return None
-        raw = load_npy_dict(path, "camera annotation (annots.npy)")
-        cams = raw.get("cams")
-        if not isinstance(cams, dict) or not all(k in cams for k in ("K", "R", "T")):
-            raise DatasetError(path, "cams", "missing or without the K, R, T lists")
+        path, raw, cams = self._read_annots(subject, "a dict of K, R, T lists")
+        if not all(k in cams for k in ("K", "R", "T")):
+            raise DatasetError(path, "cams", "missing the K, R or T list")
         n = len(cams["K"])
         if len(cams["R"]) != n or len(cams["T"]) != n:
             raise DatasetError(path, "cams", f"K, R, T lists differ in length ({n}, {len(cams['R'])}, "
@@ -265,8 +263,6 @@ class VSenseReader(CaptureReader):
         self._check(subject, None, frame)
         sdir = self.root / subject
         obj = sdir / "SMPL" / f"{frame}.obj"
-        if not obj.is_file():
-            raise DatasetError(obj, None, "body mesh is missing for this frame")
         verts, faces = read_checked_mesh(obj)
         ppath = sdir / "SMPL_PARAM" / f"{frame}.npy"
         params = numeric_params(load_npy_dict(ppath, "body parameter (SMPL_PARAM)"), ppath)

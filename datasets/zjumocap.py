@@ -132,11 +132,7 @@ class ZJUMoCapReader(CaptureReader):
     def _parse_annots(self, subject: str) -> dict:
         if subject in self._annots:
             return self._annots[subject]
-        path = self._subject_dir(subject) / "annots.npy"
-        raw = load_npy_dict(path, "camera annotation (annots.npy)")
-        cams = raw.get("cams")
-        if not isinstance(cams, dict):
-            raise DatasetError(path, "cams", "missing or not a dict of camera lists (K, R, T, D)")
+        path, raw, cams = self._read_annots(subject, "a dict of camera lists (K, R, T, D)")
         ims = raw.get("ims")
         if not isinstance(ims, (list, tuple, np.ndarray)) or len(ims) == 0:
             raise DatasetError(path, "ims", "missing or empty: needs one {'ims': [paths]} entry per frame")

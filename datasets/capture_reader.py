@@ -20,6 +20,7 @@ from .views import Sample, View
 
 class CaptureReader:
     root: Path
+    _subjects: list[str] | None = None  # subject folders on disk, listed once
     #: what a subject folder holds, for messages ("annots.npy", "RENDER/")
     subject_marker: str = ""
     #: the file a split is read from, named when a split is unknown
@@ -50,7 +51,7 @@ class CaptureReader:
         return self.default_split()
 
     def _subject_folders(self) -> list[str]:
-        if getattr(self, "_subjects", None) is None:
+        if self._subjects is None:
             self._subjects = sorted(p.name for p in self.root.iterdir()
                                     if p.is_dir() and not p.name.startswith(".") and self._is_subject(p))
         return list(self._subjects)

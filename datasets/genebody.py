@@ -70,7 +70,6 @@ class GeneBodyReader(CaptureReader):
             raise DatasetError(self.root, None, "GeneBody root folder does not exist; download GeneBody "
                                                 "or generate synthetic data, then pass its folder")
         self._split: dict[str, list[str]] | None = None
-        self._subjects: list[str] | None = None
         self._annots: dict[str, dict[str, dict[str, np.ndarray]]] = {}
         self._layout: dict[str, dict] = {}  # subject -> {"views": [...], "frames": [...], "files": {...}}
         self._sizes: dict[tuple[str, str], tuple[int, int]] = {}  # (subject, view) -> (width, height)

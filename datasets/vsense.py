@@ -83,7 +83,6 @@ class VSenseReader(CaptureReader):
         if not (world_scale > 0 and np.isfinite(world_scale)):
             raise ValueError(f"world_scale must be a positive number, got {world_scale}")
         self.world_scale = float(world_scale)
-        self._subjects: list[str] | None = None
         self._layout: dict[str, dict] = {}
         self._annots: dict[str, dict[str, dict] | None] = {}
         self._cameras: dict[tuple[str, str, str], Camera] = {}

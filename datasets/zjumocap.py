@@ -35,7 +35,6 @@ image and mask it names exists (folder listings only). Images and bodies are dec
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import cv2
@@ -47,6 +46,7 @@ from .capture_reader import CaptureReader, read_canonical
 from .decode import decode_image, decode_rgb, image_size, load_npy_array, load_npy_dict, numeric_params, to_numpy
 from .errors import DatasetError
 from .views import View
+from .zjumocap_naming import PAREN_MISSING_VIEWS, PAREN_SUBJECTS, frame_number, parse_camera_folder
 
 #: NHP's split (lib/datasets/get_human_info.py): 7 training people, 3 unseen test people
 NHP_SPLIT = {
@@ -60,31 +60,6 @@ NEURALBODY_SUBJECTS = ["CoreView_313", "CoreView_315", "CoreView_377", "CoreView
 MASK_MODES = ("union", "cihp", "mask")
 SMPL_MODES = ("auto", "new", "old")
 IGNORE_BORDER = 5  # Neural Body / NHP: kernel size of the ignore band
-#: sequences whose cameras live in "Camera (N)" folders with long, 1-based file names (and 21 cameras)
-PAREN_SUBJECTS = frozenset({"CoreView_313", "CoreView_315"})
-#: camera ids (0-based) that 313 and 315 lack: Camera (20) and Camera (21)
-PAREN_MISSING_VIEWS = frozenset({"19", "20"})
-_FOLDER_RE = (re.compile(r"^Camera_B(\d+)$"), re.compile(r"^Camera \((\d+)\)$"))
-
-
-def parse_camera_folder(folder: str) -> str | None:
-    """``"Camera_B8"`` / ``"Camera (8)"`` -> view id ``"07"``; None for anything else."""
-    for rx in _FOLDER_RE:
-        m = rx.match(folder)
-        if m and int(m.group(1)) >= 1:
-            return f"{int(m.group(1)) - 1:02d}"
-    return None
-
-
-def frame_number(file_name: str) -> int:
-    """The integer Neural Body reads from an image name: ``000123.jpg`` -> 123, ``..._(1)_0001_...jpg`` -> 1."""
-    stem = file_name.rsplit(".", 1)[0]
-    if stem.isdigit():
-        return int(stem)
-    parts = file_name.split("_")
-    if len(parts) > 4 and parts[4].isdigit():
-        return int(parts[4])
-    raise ValueError(f"cannot read a frame number from {file_name!r}")
 
 
 class ZJUMoCapReader(CaptureReader):
@@ -109,7 +84,6 @@ class ZJUMoCapReader(CaptureReader):
             raise ValueError(f"smpl must be one of {SMPL_MODES}, got {smpl!r}")
         self.mask_mode, self.smpl_mode = mask, smpl
         self.faces_path = Path(faces) if faces is not None else None
-        self._subjects: list[str] | None = None
         self._annots: dict[str, dict] = {}
         self._layout: dict[str, dict] = {}
         self._cameras: dict[tuple[str, str], tuple[Camera, Camera]] = {}  # (raw with D, undistorted)

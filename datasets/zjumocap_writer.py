@@ -13,7 +13,7 @@ Produces what Neural Body / NHP and :class:`bench.datasets.zjumocap.ZJUMoCapRead
     <root>/<CoreView_XXX>/lbs/faces.npy, lbs/tvertices.npy   body faces and rest-pose vertices (Animatable NeRF's files)
 
 ``<i>`` is the number in the image file name (0-based for Camera_B sequences, 1-based for 313/315), as Neural Body
-indexes ``params/`` and ``vertices/``. Cameras are bench :class:`Camera` (OpenCV, metres) and stored as ZJU does:
+indexes ``params/`` and ``vertices/`` (names: :mod:`.zjumocap_naming`). Cameras are bench :class:`Camera` (OpenCV, metres) and stored as ZJU does:
 world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1). Files are written atomically.
 """
 from __future__ import annotations
@@ -28,25 +28,6 @@ from bench.io import write_bytes
 
 from .camera import Camera
 from .encode import image_bytes, npy_bytes
-from .zjumocap import PAREN_SUBJECTS
-_TIMESTAMP = "2019-08-23_16-08-50.592"
-
-
-def uses_paren_naming(subject: str) -> bool:
-    return subject in PAREN_SUBJECTS
-
-
-def camera_folder(view_id: str, paren: bool) -> str:
-    """``"Camera_B<n>"`` or ``"Camera (<n>)"`` for the 2-digit 0-based camera id (n = id + 1)."""
-    n = int(view_id) + 1
-    return f"Camera ({n})" if paren else f"Camera_B{n}"
-
-
-def image_name(subject: str, view_id: str, number: int, paren: bool) -> str:
-    """File name of frame ``number`` (the integer Neural Body reads back: 0-based, or 1-based for 313/315)."""
-    if paren:
-        return f"{subject}_Camera_({int(view_id) + 1})_{number:04d}_{_TIMESTAMP}.jpg"
-    return f"{number:06d}.jpg"
 
 
 def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera], ims: Sequence[Sequence[str]]) -> Path:

@@ -27,7 +27,8 @@ from .. import vsense_writer as vw
 from .. import zjumocap_writer as zw
 from ..bench_extensions import write_info
 from ..camera import Camera
-from ..zjumocap import NHP_SPLIT, PAREN_MISSING_VIEWS
+from ..zjumocap import NHP_SPLIT
+from ..zjumocap_naming import PAREN_MISSING_VIEWS, camera_folder, image_name, uses_paren_naming
 from .person import Person, fitted_pose, make_person
 from .render import PersonRenderer, studio_background
 from .skeleton import axis_angle_to_matrix, matrix_to_axis_angle
@@ -188,7 +189,7 @@ def generate_zjumocap(out_dir: str | Path, *, subjects: int | Sequence[str] = 2,
     def write_subject(sdir: Path, name: str, person: Person, s_scene, tick) -> dict:
         r_cam, r_bg, r_fit, r_noise = (np.random.default_rng(s) for s in s_scene.spawn(4))
         scene = _Scene(person, ZJU_FROM_GENERATOR, up_axis=2)
-        paren = zw.uses_paren_naming(name)
+        paren = uses_paren_naming(name)
         k1 = float(distortion)
 
         def lens(rng):
@@ -203,7 +204,7 @@ def generate_zjumocap(out_dir: str | Path, *, subjects: int | Sequence[str] = 2,
         ids = sorted(cameras)
         render_cams = [scene.generator_camera(cameras[v]) for v in ids]
         numbers = [f + 1 if paren else f for f in range(frames)]
-        rel = [[f"{zw.camera_folder(v, paren)}/{zw.image_name(name, v, n, paren)}" for v in ids] for n in numbers]
+        rel = [[f"{camera_folder(v, paren)}/{image_name(name, v, n, paren)}" for v in ids] for n in numbers]
         zw.write_annots(sdir, cameras, rel)
         zw.write_lbs(sdir, person.surfaces.body.faces, person.body_rest)
         backgrounds = [studio_background(r_bg, width, height) for _ in ids]

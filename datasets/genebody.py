@@ -20,7 +20,8 @@ Conventions, converted here once:
 Validation: opening checks the root, the split file, every subject's ``annots.npy`` (keys, shapes, each camera
 through :func:`~bench.datasets.camera.check_camera` as every reader does, ``c2w`` rigid) and the folder structure
 (a view with a camera but no images or the reverse, a frame missing for one view, a missing mask). Images, meshes
-and parameters are decoded and checked when loaded; :meth:`GeneBodyReader.check` walks them all. Every problem raises :class:`DatasetError` naming the file and the field.
+and parameters are decoded and checked when loaded; :meth:`GeneBodyReader.check` walks them all. Every problem
+raises :class:`DatasetError` naming the file and the field.
 """
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ class GeneBodyReader(CaptureReader):
         if self._split is None:
             path = self.root / SPLIT_FILE
             if not path.exists():
-                self._split = {"train": [], "test": self._subject_folders()}
+                self._split = self.default_split()
             else:
                 raw = load_npy_dict(path, "split")
                 split: dict[str, list[str]] = {}

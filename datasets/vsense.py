@@ -212,7 +212,8 @@ class VSenseReader(CaptureReader):
                 raise DatasetError(ppath, None, f"camera matrices are not numeric or not 4x4 ({e})")
             K = K[:3, :3] if K.shape in ((3, 3), (4, 4)) else None
             if K is None:
-                raise DatasetError(ppath, "intr", f"expected a 3x3 intrinsic matrix, got {to_numpy(param['intr']).shape}")
+                raise DatasetError(ppath, "intr", f"expected a 3x3 intrinsic matrix, got "
+                                                  f"{to_numpy(param['intr']).shape}")
             if not np.all(np.isfinite(w2c)):
                 raise DatasetError(ppath, "norm/view/rot", "camera matrices contain NaN or inf")
             path, fields = ppath, {"K": "intr", "R": "norm/view/rot", "t": "norm/view/rot"}

@@ -13,8 +13,9 @@ Produces what Neural Body / NHP and :class:`bench.datasets.zjumocap.ZJUMoCapRead
     <root>/<CoreView_XXX>/lbs/faces.npy, lbs/tvertices.npy   body faces and rest-pose vertices (Animatable NeRF's files)
 
 ``<i>`` is the number in the image file name (0-based for Camera_B sequences, 1-based for 313/315), as Neural Body
-indexes ``params/`` and ``vertices/`` (names: :mod:`.zjumocap_naming`). Cameras are bench :class:`Camera` (OpenCV, metres) and stored as ZJU does:
-world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1). Files are written atomically.
+indexes ``params/`` and ``vertices/`` (the names come from :mod:`.zjumocap_naming`). Cameras are bench
+:class:`Camera` (OpenCV, metres) and stored as ZJU does: world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1).
+Files are written atomically.
 """
 from __future__ import annotations
 

@@ -117,7 +117,8 @@ class JobCall(submitit.helpers.Checkpointable):
 
 def _scheduler_record(kind: str, job_id: str, folder: str, stamp: str = "submitted") -> dict:
     """What job.json keeps to find the job again: ``folder`` is submitit's folder pattern (``.../%j``)."""
-    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(), stamp: timestamp()}
+    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(),
+            stamp: timestamp()}
 
 
 # --- the state of a job folder before the run --------------------------------------------------------------------

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from bench.datasets.camera import ROTATION_TOL, check_camera
-from bench.datasets.errors import DatasetError
 from bench.datasets.genebody import GeneBodyReader
 from bench.datasets.synthetic import generate_genebody
 from bench.datasets.synthetic.layouts import generate_vsense, generate_zjumocap
 from bench.datasets.vsense import VSenseReader
 from bench.datasets.zjumocap import ZJUMoCapReader
+from dataset_errors import raises_naming
 
 SMALL = dict(frames=1, num_cameras=3, width=48, height=48, voxel=0.03, fit_error=0.0, seed=3)
 SHEAR = np.array([[1.0, 0.2, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -86,15 +86,6 @@ def _corrupt(layout: str, root: Path, edit_R, edit_K) -> tuple[Path, str, str, o
     return path, "norm/view/rot", "intr", VSenseReader
 
 
-def _raises_naming(path, call, field=None):
-    with pytest.raises(DatasetError) as exc:
-        call()
-    assert str(path) in str(exc.value), str(exc.value)
-    if field is not None:
-        assert exc.value.field == field, str(exc.value)
-    return exc.value
-
-
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 @pytest.mark.parametrize("layout", ["genebody", "zjumocap", "vsense-annots", "vsense-param"])
 def test_every_reader_rejects_the_same_corrupt_camera(layouts, tmp_path, layout, corruption):
@@ -103,7 +94,7 @@ def test_every_reader_rejects_the_same_corrupt_camera(layouts, tmp_path, layout,
     subject = next(p.name for p in root.iterdir() if p.is_dir())
     edit_R, edit_K = CORRUPTIONS[corruption]
     path, field_R, field_K, reader = _corrupt(layout, root, edit_R, edit_K)
-    _raises_naming(path, lambda: reader(root).camera(subject, "01"), field=field_R if edit_R else field_K)
+    raises_naming(path, lambda: reader(root).camera(subject, "01"), field=field_R if edit_R else field_K)
 
 
 @pytest.mark.parametrize("layout", ["genebody", "zjumocap", "vsense-annots", "vsense-param"])
@@ -122,9 +113,9 @@ def test_check_camera_tolerance_and_fields():
     R *= np.sign(np.linalg.det(R))
     check_camera(Path("cam.npy"), {}, K, R, np.zeros(3), np.zeros(5), (48, 48))
     bent = R + 10 * ROTATION_TOL * np.eye(3)
-    err = _raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {"R": "cams/R/0"}, K, bent, np.zeros(3),
+    err = raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {"R": "cams/R/0"}, K, bent, np.zeros(3),
                                                          np.zeros(5)), field="cams/R/0")
     assert "rotation" in str(err)
-    _raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {"dist": "D"}, K, R, np.zeros(3),
+    raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {"dist": "D"}, K, R, np.zeros(3),
                                                    np.array([0, 0, np.inf, 0, 0])), field="D")
-    _raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {}, K, R, np.zeros(2), np.zeros(5)), field="t")
+    raises_naming("cam.npy", lambda: check_camera(Path("cam.npy"), {}, K, R, np.zeros(2), np.zeros(5)), field="t")

@@ -1,13 +1,26 @@
-"""Pinhole camera with OpenCV distortion: the single camera convention of bench.
+"""Pinhole camera with OpenCV distortion: the single camera convention of bench, and its one validation.
 
 Convention, enforced by every reader: OpenCV, world->camera ``x_cam = R @ x_world + t``; x right, y down,
 z forward; metres; ``dist`` = (k1, k2, p1, p2, k3); pixel centres at integer coordinates.
+
+Every reader passes each camera it reads through :func:`check_camera` (after its dataset's documented conversions,
+e.g. V-sense's scale normalisation), so GeneBody, ZJU-MoCap and V-sense are validated equally strictly.
+:func:`w2c_from_gl` converts the OpenGL-style (PIFu) matrices some layouts store.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
+
+from .errors import DatasetError
+
+#: largest entry of ``|R R^T - I|`` a rotation read from disk may show (calibration files store rounded values)
+ROTATION_TOL = 1e-3
+#: OpenGL camera axes (y up, looking along -z) -> OpenCV axes (y down, looking along +z), as a 4x4
+GL2CV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -151,3 +164,45 @@ class Camera:
     @classmethod
     def from_dict(cls, d: dict) -> "Camera":
         return cls(K=d["K"], R=d["R"], t=d["t"], dist=d.get("dist", np.zeros(5)), width=d["width"], height=d["height"])
+
+
+def check_camera(path: Path, fields: Mapping[str, str], K: np.ndarray, R: np.ndarray, t: np.ndarray,
+                 dist: np.ndarray, size: tuple[int, int] | None = None) -> None:
+    """Raise :class:`DatasetError` unless the arrays form a sane camera; the same checks for every reader.
+
+    ``K`` (3,3) intrinsics in pixels, ``R`` (3,3) a rotation (world->camera, or camera->world where the file stores
+    that: either is a rotation), ``t`` (3,), ``dist`` (5,), as the reader converted them. Checks: shapes, finite
+    values, positive focal lengths, ``R`` orthonormal within :data:`ROTATION_TOL` with determinant +1 (no mirror),
+    and, when ``size`` = (width, height) is known, the principal point inside the image. ``fields`` maps ``"K"``,
+    ``"R"``, ``"t"``, ``"dist"`` to the names of the entries in ``path`` the error should name.
+    """
+    def where(key: str) -> str:
+        return fields.get(key, key)
+
+    for key, arr, shape in (("K", K, (3, 3)), ("R", R, (3, 3)), ("t", t, (3,)), ("dist", dist, (5,))):
+        arr = np.asarray(arr)
+        if arr.shape != shape:
+            raise DatasetError(path, where(key), f"expected shape {shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise DatasetError(path, where(key), "contains NaN or inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise DatasetError(path, where("K"), f"focal lengths must be positive, got {K[0, 0]}, {K[1, 1]}")
+    R = np.asarray(R, dtype=np.float64)
+    off = float(np.abs(R @ R.T - np.eye(3)).max())
+    det = float(np.linalg.det(R))
+    if off > ROTATION_TOL or det < 0:
+        raise DatasetError(path, where("R"), f"not a rotation matrix (R R^T differs from I by up to {off:.3g}, "
+                                             f"det {det:.3g}); the calibration is corrupt")
+    if size is not None:
+        width, height = size
+        cx, cy = K[0, 2], K[1, 2]
+        if not (0 <= cx <= width and 0 <= cy <= height):
+            raise DatasetError(path, where("K"), f"principal point ({cx:.1f}, {cy:.1f}) lies outside the "
+                                                 f"{width}x{height} image")
+
+
+def w2c_from_gl(param: Mapping) -> np.ndarray:
+    """``diag(1,-1,-1,1) @ view @ rot @ norm`` (4,4): PIFu-style OpenGL ``norm``, ``rot``, ``view`` matrices as one
+    OpenCV world->camera matrix, as the GNR benchmark loaders compute it (its 3x3 block is ``scale x rotation``)."""
+    return GL2CV @ np.asarray(param["view"], dtype=np.float64) @ np.asarray(param["rot"], dtype=np.float64) \
+        @ np.asarray(param["norm"], dtype=np.float64)

@@ -4,6 +4,7 @@ Produces exactly what :class:`bench.datasets.genebody.GeneBodyReader` and the of
 
     <root>/genebody_split.npy                      {"train": [...], "test": [...]}
     <root>/bench-info.json                         bench extension: generator metadata, protocol overrides
+                                                   (written by :func:`bench.datasets.bench_extensions.write_info`)
     <root>/<subject>/annots.npy                    {"cams": {"00": {"K","D","c2w","c2w_R","c2w_T"}, ...}}
     <root>/<subject>/image/<VV>/<FFFF>.jpg
     <root>/<subject>/mask/<VV>/mask<FFFF>.png      uint8 0/255
@@ -13,25 +14,24 @@ Produces exactly what :class:`bench.datasets.genebody.GeneBodyReader` and the of
     <root>/<subject>/smpl_tpose.obj                bench extension: rest-pose mesh, same topology
 
 Cameras are given as bench :class:`Camera` (OpenCV world->camera, metres) and stored as GeneBody does:
-camera->world ``c2w = inv(w2c)``. Every file is written atomically (temp file in the same folder + ``os.replace``),
-so an interrupted generator never leaves a torn file for the reader to trip on.
+camera->world ``c2w = inv(w2c)``. Every file is written atomically (:func:`bench.io.write_bytes`), so an interrupted
+generator never leaves a torn file for the reader to trip on.
 """
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Mapping
 
 import cv2
 import numpy as np
 
-from .camera import Camera
-from .meshio import atomic_write_bytes, write_obj
+from bench.io import write_bytes
 
-SPLIT_FILE = "genebody_split.npy"
-INFO_FILE = "bench-info.json"
-TPOSE_FILE = "smpl_tpose.obj"
+from .bench_extensions import TPOSE_FILE
+from .camera import Camera
+from .encode import image_bytes, npy_bytes
+from .genebody import SPLIT_FILE
+from .meshio import write_obj
 
 
 def _check_view_id(view_id: str) -> str:
@@ -46,23 +46,10 @@ def _check_frame(frame: str) -> str:
     return frame
 
 
-def _npy_bytes(obj) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.array(obj, dtype=object) if isinstance(obj, dict) else obj, allow_pickle=True)
-    return buf.getvalue()
-
-
-def _encode(ext: str, img: np.ndarray, params: list[int] | None = None) -> bytes:
-    ok, data = cv2.imencode(ext, img, params or [])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {ext}")
-    return data.tobytes()
-
-
 def write_split(root: str | Path, split: Mapping[str, list[str]]) -> Path:
     """``genebody_split.npy``: a pickled dict of subject lists (``np.load(..., allow_pickle=True).item()``)."""
     path = Path(root) / SPLIT_FILE
-    atomic_write_bytes(path, _npy_bytes({k: [str(s) for s in v] for k, v in split.items()}))
+    write_bytes(path, npy_bytes({k: [str(s) for s in v] for k, v in split.items()}))
     return path
 
 
@@ -79,7 +66,7 @@ def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera]) -> Path
             "c2w_T": c2w[:3, 3:4].copy(),
         }
     path = Path(subject_dir) / "annots.npy"
-    atomic_write_bytes(path, _npy_bytes({"cams": cams}))
+    write_bytes(path, npy_bytes({"cams": cams}))
     return path
 
 
@@ -101,9 +88,9 @@ def write_view(subject_dir: str | Path, view_id: str, frame: str, image: np.ndar
     subject_dir = Path(subject_dir)
     img_path = subject_dir / "image" / view_id / f"{frame}.jpg"
     mask_path = subject_dir / "mask" / view_id / f"mask{frame}.png"
-    atomic_write_bytes(img_path, _encode(".jpg", np.ascontiguousarray(image[..., ::-1]),
-                                         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
-    atomic_write_bytes(mask_path, _encode(".png", matte.astype(np.uint8)))
+    write_bytes(img_path, image_bytes(".jpg", np.ascontiguousarray(image[..., ::-1]),
+                                      [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
+    write_bytes(mask_path, image_bytes(".png", matte.astype(np.uint8)))
     return img_path, mask_path
 
 
@@ -117,7 +104,7 @@ def write_body(subject_dir: str | Path, frame: str, vertices: np.ndarray, faces:
     par_path = subject_dir / "param" / f"{frame}.npy"
     write_obj(obj_path, vertices, faces)
     smplx = {str(k): np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    atomic_write_bytes(par_path, _npy_bytes({"smplx": smplx, "smplx_scale": float(scale)}))
+    write_bytes(par_path, npy_bytes({"smplx": smplx, "smplx_scale": float(scale)}))
     return obj_path, par_path
 
 
@@ -140,23 +127,6 @@ def write_smpl_depth(subject_dir: str | Path, view_id: str, frame: str, depth_m:
     d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
     mm = np.clip(np.round(d * 1000.0), 0, 65535).astype(np.uint16)
     path = Path(subject_dir) / "smpl_depth" / view_id / f"smpl_{frame}.png"
-    atomic_write_bytes(path, _encode(".png", mm))
+    write_bytes(path, image_bytes(".png", mm))
     return path
 
-
-def write_info(root: str | Path, info: Mapping) -> Path:
-    """``bench-info.json``: generator metadata (e.g. ``{"generator": "bench-synthetic",
-    "protocol_overrides": {"crop_size": 256, "frame_step": 1}}``)."""
-    path = Path(root) / INFO_FILE
-    atomic_write_bytes(path, (json.dumps(dict(info), indent=2, sort_keys=True, default=_json_default) + "\n").encode())
-    return path
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

@@ -8,11 +8,11 @@ Only ``v`` and ``f`` records are read (``vt``/``vn``/groups are skipped); polygo
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from bench.io import write_bytes
 
 from .errors import DatasetError
 
@@ -89,7 +89,7 @@ def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
 
 
 def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Write an OBJ atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write an OBJ atomically (:func:`bench.io.write_bytes`)."""
     v = np.asarray(vertices)
     f = np.asarray(faces)
     if v.ndim != 2 or v.shape[1] != 3:
@@ -98,21 +98,5 @@ def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None
         raise ValueError(f"faces must be (F,3), got {f.shape}")
     if f.size and (f.min() < 0 or f.max() >= len(v)):
         raise ValueError(f"face indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
-    atomic_write_bytes(path, obj_text(v, f).encode())
+    write_bytes(path, obj_text(v, f).encode())
 
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace`` (no torn files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

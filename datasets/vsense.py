@@ -26,8 +26,10 @@ There is no official V-sense split or protocol: ``split()`` is ``bench-info.json
 else every subject is ``"test"``.
 
 Validation: opening checks the root, the folder structure (same frames in every RENDER and MASK folder, a camera
-source for every view) and parses ``annots.npy``; images, PARAM files and bodies are decoded when loaded;
-:meth:`VSenseReader.check` walks them all. Every problem raises :class:`DatasetError` naming the file and field.
+source for every view) and parses ``annots.npy``; every camera goes through
+:func:`~bench.datasets.camera.check_camera` once the scale is divided out. Images, PARAM files and bodies are
+decoded when loaded; :meth:`VSenseReader.check` walks them all. Every problem raises :class:`DatasetError` naming
+the file and field.
 """
 from __future__ import annotations
 
@@ -35,33 +37,33 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from .bench_extensions import TPOSE_FILE
 from .body import Body
-from .camera import Camera
+from .camera import Camera, check_camera, w2c_from_gl
+from .capture_reader import CaptureReader, read_canonical, read_checked_mesh
+from .decode import decode_matte, decode_rgb, image_size, load_npy_dict, numeric_params, to_numpy
 from .errors import DatasetError
-from .reader_base import CaptureReader, read_checked_mesh
-from .genebody import _decode_image, _load_npy_dict, _to_numpy
-from .genebody_writer import INFO_FILE, TPOSE_FILE
 from .views import View
-from .vsense_writer import w2c_from_gl
 
 _CAM_RE = re.compile(r"^cam_(\d{2})$")
 _CAM_IN_PATH = re.compile(r"(?:^|/)cam_(\d{2})/")
+_NO_DIST = np.zeros(5)
 
 
-def _w2c_to_camera(w2c: np.ndarray, K: np.ndarray, width: int, height: int, world_scale: float,
-                   path: Path, field: str) -> Camera:
-    """(4,4) or (3,4) world->camera with a ``s x rotation`` block -> bench Camera (scale divided out)."""
+def _unscaled(w2c: np.ndarray, K: np.ndarray, world_scale: float, path: Path, fields: dict[str, str]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(4,4) or (3,4) world->camera with a ``s x rotation`` block -> checked ``(R, t)``: the scale divided out
+    (which leaves every pixel projection unchanged), ``t`` converted to metres with ``world_scale``."""
     M, T = w2c[:3, :3], w2c[:3, 3]
     det = float(np.linalg.det(M))
     if not np.isfinite(det) or det <= 1e-12:
-        raise DatasetError(path, field, f"the 3x3 block of world->camera is singular or mirrored (det {det:.3g})")
+        raise DatasetError(path, fields["R"], f"the 3x3 block of world->camera is singular or mirrored "
+                                              f"(det {det:.3g})")
     s = det ** (1.0 / 3.0)
-    R = M / s
-    if not np.allclose(R @ R.T, np.eye(3), atol=1e-4):
-        raise DatasetError(path, field, "the 3x3 block of world->camera is not a scaled rotation")
-    return Camera(K=K, R=R, t=T / s * world_scale, width=width, height=height)
+    R, t = M / s, T / s * world_scale
+    check_camera(path, fields, K, R, t, _NO_DIST)
+    return R, t
 
 
 class VSenseReader(CaptureReader):
@@ -72,6 +74,7 @@ class VSenseReader(CaptureReader):
 
     name = "vsense"
     PROVIDES = ("source-views", "masks", "body-mesh", "body-params")  # rest pose: only bench's smpl_tpose.obj
+    subject_marker = "RENDER/"
 
     def __init__(self, root: str | Path, *, validate: bool = True, world_scale: float = 1.0):
         self.root = Path(root)
@@ -81,7 +84,6 @@ class VSenseReader(CaptureReader):
         if not (world_scale > 0 and np.isfinite(world_scale)):
             raise ValueError(f"world_scale must be a positive number, got {world_scale}")
         self.world_scale = float(world_scale)
-        self._subjects: list[str] | None = None
         self._layout: dict[str, dict] = {}
         self._annots: dict[str, dict[str, dict] | None] = {}
         self._cameras: dict[tuple[str, str, str], Camera] = {}
@@ -91,41 +93,8 @@ class VSenseReader(CaptureReader):
                 self._subject_layout(s)
                 self._annot_cams(s)
 
-    # --- split and subjects -------------------------------------------------------------------------------
-    def split(self) -> dict[str, list[str]]:
-        """``bench-info.json``'s ``"split"``, else ``{"train": [], "test": [every subject]}``."""
-        info = self.info()
-        if "split" in info:
-            raw = info["split"]
-            if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
-                raise DatasetError(self.root / INFO_FILE, "split", "must map split names to lists of subjects")
-            return {str(k): [str(s) for s in v] for k, v in raw.items()}
-        return {"train": [], "test": self._subject_folders()}
-
-    def _subject_folders(self) -> list[str]:
-        if self._subjects is None:
-            self._subjects = sorted(p.name for p in self.root.iterdir()
-                                    if p.is_dir() and not p.name.startswith(".") and (p / "RENDER").is_dir())
-        return list(self._subjects)
-
-    def subjects(self, split: str | None = None) -> list[str]:
-        if split is None:
-            return self._subject_folders()
-        splits = self.split()
-        if split not in splits:
-            raise DatasetError(self.root / INFO_FILE, split, f"no such split; available: {sorted(splits)}")
-        present = set(self._subject_folders())
-        missing = [s for s in splits[split] if s not in present]
-        if missing:
-            raise DatasetError(self.root / missing[0], None, f"subject listed in split {split!r} has no RENDER "
-                                                             f"folder (also missing: {missing[1:]})")
-        return list(splits[split])
-
-    def _subject_dir(self, subject: str) -> Path:
-        d = self.root / subject
-        if not (d / "RENDER").is_dir():
-            raise DatasetError(d, None, f"no such subject (folder with RENDER/); known: {self._subject_folders()}")
-        return d
+    def _is_subject(self, folder: Path) -> bool:
+        return (folder / "RENDER").is_dir()
 
     # --- layout -------------------------------------------------------------------------------------------
     def _subject_layout(self, subject: str) -> dict:
@@ -178,17 +147,15 @@ class VSenseReader(CaptureReader):
 
     # --- cameras ------------------------------------------------------------------------------------------
     def _annot_cams(self, subject: str) -> dict[str, dict] | None:
-        """``annots.npy`` cameras by view id (K, w2c), or None when the file is absent."""
+        """``annots.npy`` cameras by view id (checked K, R, t; scale divided out), or None when the file is absent."""
         if subject in self._annots:
             return self._annots[subject]
-        path = self._subject_dir(subject) / "annots.npy"
-        if not path.exists():
+        if not (self._subject_dir(subject) / "annots.npy").exists():
             self._annots[subject] = None
             return None
-        raw = _load_npy_dict(path, "camera annotation (annots.npy)")
-        cams = raw.get("cams")
-        if not isinstance(cams, dict) or not all(k in cams for k in ("K", "R", "T")):
-            raise DatasetError(path, "cams", "missing or without the K, R, T lists")
+        path, raw, cams = self._read_annots(subject, "a dict of K, R, T lists")
+        if not all(k in cams for k in ("K", "R", "T")):
+            raise DatasetError(path, "cams", "missing the K, R or T list")
         n = len(cams["K"])
         if len(cams["R"]) != n or len(cams["T"]) != n:
             raise DatasetError(path, "cams", f"K, R, T lists differ in length ({n}, {len(cams['R'])}, "
@@ -205,9 +172,9 @@ class VSenseReader(CaptureReader):
         out = {}
         for i, vid in enumerate(ids):
             try:
-                K = _to_numpy(cams["K"][i])
-                R = _to_numpy(cams["R"][i])
-                T = _to_numpy(cams["T"][i]).reshape(-1)
+                K = to_numpy(cams["K"][i])
+                R = to_numpy(cams["R"][i])
+                T = to_numpy(cams["T"][i]).reshape(-1)
             except (TypeError, ValueError) as e:
                 raise DatasetError(path, f"cams/*/{i}", f"camera values are not numeric ({e})")
             if K.shape != (3, 3) or R.shape != (3, 3) or T.size != 3:
@@ -218,7 +185,9 @@ class VSenseReader(CaptureReader):
                     raise DatasetError(path, f"cams/{key}/{i}", "contains NaN or inf")
             w2c = np.eye(4)
             w2c[:3, :3], w2c[:3, 3] = R, T
-            out[vid] = {"K": K, "w2c": w2c, "field": f"cams/*/{i}"}
+            fields = {"K": f"cams/K/{i}", "R": f"cams/R/{i}", "t": f"cams/T/{i}"}
+            R, t = _unscaled(w2c, K, self.world_scale, path, fields)
+            out[vid] = {"K": K, "R": R, "t": t, "fields": fields}
         self._annots[subject] = out
         return out
 
@@ -230,35 +199,35 @@ class VSenseReader(CaptureReader):
         if key in self._cameras:
             return self._cameras[key]
         self._check(subject, view_id, frame)
-        width, height = self._view_size(subject, view_id)
+        size = self._view_size(subject, view_id)
         ppath = self._param_path(subject, view_id, frame)
         if ppath.exists():
-            param = _load_npy_dict(ppath, "camera parameter (PARAM)")
+            param = load_npy_dict(ppath, "camera parameter (PARAM)")
             for k in ("intr", "norm", "view", "rot"):
                 if k not in param:
                     raise DatasetError(ppath, k, "missing (needs intr, norm, view, rot)")
             try:
-                K = _to_numpy(param["intr"])
-                w2c = w2c_from_gl({k: _to_numpy(param[k]) for k in ("norm", "view", "rot")})
+                K = to_numpy(param["intr"])
+                w2c = w2c_from_gl({k: to_numpy(param[k]) for k in ("norm", "view", "rot")})
             except (TypeError, ValueError) as e:
                 raise DatasetError(ppath, None, f"camera matrices are not numeric or not 4x4 ({e})")
             K = K[:3, :3] if K.shape in ((3, 3), (4, 4)) else None
             if K is None:
-                raise DatasetError(ppath, "intr", f"expected a 3x3 intrinsic matrix, got {_to_numpy(param['intr']).shape}")
-            if not (np.all(np.isfinite(K)) and np.all(np.isfinite(w2c))):
-                raise DatasetError(ppath, None, "camera matrices contain NaN or inf")
-            cam = _w2c_to_camera(w2c, K, width, height, self.world_scale, ppath, "norm/view/rot")
+                raise DatasetError(ppath, "intr", f"expected a 3x3 intrinsic matrix, got "
+                                                  f"{to_numpy(param['intr']).shape}")
+            if not np.all(np.isfinite(w2c)):
+                raise DatasetError(ppath, "norm/view/rot", "camera matrices contain NaN or inf")
+            path, fields = ppath, {"K": "intr", "R": "norm/view/rot", "t": "norm/view/rot"}
+            R, t = _unscaled(w2c, K, self.world_scale, path, fields)
         else:
             annots = self._annot_cams(subject)
             if annots is None or view_id not in annots:
                 raise DatasetError(ppath, None, f"no camera for view {view_id}: neither this PARAM file nor an "
                                                 f"annots.npy entry exists")
             a = annots[view_id]
-            cam = _w2c_to_camera(a["w2c"], a["K"], width, height, self.world_scale,
-                                 self.root / subject / "annots.npy", a["field"])
-        if cam.K[0, 0] <= 0 or cam.K[1, 1] <= 0:
-            raise DatasetError(ppath if ppath.exists() else self.root / subject / "annots.npy", "K",
-                               f"focal lengths must be positive, got {cam.K[0, 0]}, {cam.K[1, 1]}")
+            path, fields, K, R, t = self.root / subject / "annots.npy", a["fields"], a["K"], a["R"], a["t"]
+        check_camera(path, fields, K, R, t, _NO_DIST, size)
+        cam = Camera(K=K, R=R, t=t, width=size[0], height=size[1])
         self._cameras[key] = cam
         return cam
 
@@ -267,44 +236,24 @@ class VSenseReader(CaptureReader):
         return self._frame_camera(subject, view_id, self.frames(subject)[0])
 
     def _view_size(self, subject: str, view_id: str) -> tuple[int, int]:
-        path = self.root / subject / "RENDER" / f"cam_{view_id}" / f"{self.frames(subject)[0]}.png"
-        try:
-            with Image.open(path) as im:
-                return im.size
-        except (OSError, UnidentifiedImageError, SyntaxError) as e:
-            raise DatasetError(path, "image", f"cannot read image header ({e}); re-render or regenerate it")
+        return image_size(self.root / subject / "RENDER" / f"cam_{view_id}" / f"{self.frames(subject)[0]}.png")
 
     # --- loading ------------------------------------------------------------------------------------------
     def load_matte(self, subject: str, view_id: str, frame: str) -> np.ndarray:
         """The raw 8-bit mask (H,W) uint8."""
         self._check(subject, view_id, frame)
-        path = self.root / subject / "MASK" / f"cam_{view_id}" / f"{frame}.png"
-        m = _decode_image(path, "mask")
-        if m.ndim == 3:
-            m = m[..., 0]
-        if m.dtype == bool:
-            m = m.astype(np.uint8) * 255
-        if m.dtype != np.uint8:
-            raise DatasetError(path, "mask", f"expected an 8-bit mask, got {m.dtype}")
-        return m
+        return decode_matte(self.root / subject / "MASK" / f"cam_{view_id}" / f"{frame}.png")
 
     def load_view(self, subject: str, view_id: str, frame: str) -> View:
         """Render (H,W,3) uint8 and mask (H,W) bool (value > 127) with this frame's camera."""
         cam = self._frame_camera(subject, view_id, frame)
         ipath = self.root / subject / "RENDER" / f"cam_{view_id}" / f"{frame}.png"
-        img = _decode_image(ipath, "image")
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
-            raise DatasetError(ipath, "image", f"expected an 8-bit RGB(A) image, got {img.dtype} {img.shape}")
-        if img.shape[:2] != (cam.height, cam.width):
-            raise DatasetError(ipath, "image", f"size {img.shape[1]}x{img.shape[0]} differs from the view's first "
-                                               f"frame ({cam.width}x{cam.height})")
+        img = decode_rgb(ipath, (cam.width, cam.height))
         matte = self.load_matte(subject, view_id, frame)
         if matte.shape != img.shape[:2]:
             raise DatasetError(self.root / subject / "MASK" / f"cam_{view_id}" / f"{frame}.png", "mask",
                                f"mask size {matte.shape[1]}x{matte.shape[0]} differs from the image size")
-        return View(image=np.ascontiguousarray(img[..., :3]), mask=matte > 127, camera=cam, view_id=view_id)
+        return View(image=img, mask=matte > 127, camera=cam, view_id=view_id)
 
     def load_body(self, subject: str, frame: str) -> Body:
         """``SMPL/FFFFFF.obj`` and ``SMPL_PARAM/FFFFFF.npy``; ``smpl_tpose.obj`` as the rest pose when present.
@@ -315,20 +264,9 @@ class VSenseReader(CaptureReader):
         self._check(subject, None, frame)
         sdir = self.root / subject
         obj = sdir / "SMPL" / f"{frame}.obj"
-        if not obj.is_file():
-            raise DatasetError(obj, None, "body mesh is missing for this frame")
         verts, faces = read_checked_mesh(obj)
         ppath = sdir / "SMPL_PARAM" / f"{frame}.npy"
-        raw = _load_npy_dict(ppath, "body parameter (SMPL_PARAM)")
-        params = {}
-        for key, value in raw.items():
-            try:
-                arr = _to_numpy(value)
-            except (TypeError, ValueError) as e:
-                raise DatasetError(ppath, str(key), f"not numeric ({e})")
-            if not np.all(np.isfinite(arr)):
-                raise DatasetError(ppath, str(key), "contains NaN or inf")
-            params[str(key)] = arr
+        params = numeric_params(load_npy_dict(ppath, "body parameter (SMPL_PARAM)"), ppath)
         if "pose" in params:
             pose = params["pose"].reshape(-1)
             if pose.size < 3:
@@ -341,59 +279,23 @@ class VSenseReader(CaptureReader):
         scale = float(params.get("body_scale", np.ones(1)).reshape(-1)[0])
         if not (np.isfinite(scale) and scale > 0):
             raise DatasetError(ppath, "body_scale", f"must be a positive number, got {scale}")
-        canonical = None
-        tpose = sdir / TPOSE_FILE
-        if tpose.is_file():
-            canonical, _ = read_checked_mesh(tpose)
-            if canonical.shape != verts.shape:
-                raise DatasetError(tpose, "v", f"rest-pose mesh has {len(canonical)} vertices, posed mesh has "
-                                               f"{len(verts)}; they must share topology")
+        canonical = read_canonical(sdir / TPOSE_FILE, verts, obj)
         return Body(vertices=verts * self.world_scale, faces=faces, params=params, scale=scale,
                     canonical_vertices=canonical)
 
+    # --- full check (the walk is CaptureReader.check) ------------------------------------------------------
+    def _check_subject(self, subject: str) -> None:
+        self._annot_cams(subject)
 
-
-    def check(self, subject: str | None = None) -> dict:
-        """Decode every file (of one subject or all) and compare PARAM cameras with ``annots.npy`` where both
-        exist; collect problems. Returns ``{"root", "ok", "errors", "subjects": {name: {"views", "frames",
-        "images", "bodies", "errors"}}}``."""
-        report: dict = {"root": str(self.root), "errors": [], "subjects": {}}
-        try:
-            self.split()
-        except DatasetError as e:
-            report["errors"].append(str(e))
-        names = [subject] if subject is not None else self.subjects()
-        for s in names:
-            rep = {"views": 0, "frames": 0, "images": 0, "bodies": 0, "errors": []}
-            report["subjects"][s] = rep
-            try:
-                views, frames = self.view_ids(s), self.frames(s)
-                annots = self._annot_cams(s)
-            except DatasetError as e:
-                rep["errors"].append(str(e))
-                continue
-            rep["views"], rep["frames"] = len(views), len(frames)
-            for f in frames:
-                try:
-                    self.load_body(s, f)
-                    rep["bodies"] += 1
-                except DatasetError as e:
-                    rep["errors"].append(str(e))
-                for v in views:
-                    try:
-                        view = self.load_view(s, v, f)
-                        rep["images"] += 1
-                    except DatasetError as e:
-                        rep["errors"].append(str(e))
-                        continue
-                    if f == frames[0] and annots and v in annots and self._param_path(s, v, f).exists():
-                        a = annots[v]
-                        ref = _w2c_to_camera(a["w2c"], a["K"], view.camera.width, view.camera.height,
-                                             self.world_scale, self.root / s / "annots.npy", a["field"])
-                        if not (np.allclose(ref.K, view.camera.K, rtol=1e-4, atol=1e-3)
-                                and np.allclose(ref.w2c, view.camera.w2c, rtol=1e-4, atol=1e-5)):
-                            rep["errors"].append(str(DatasetError(
-                                self.root / s / "annots.npy", a["field"],
-                                f"camera of view {v} differs from PARAM/cam_{v}/{f}.png.npy")))
-        report["ok"] = not report["errors"] and all(not r["errors"] for r in report["subjects"].values())
-        return report
+    def _check_view(self, subject: str, view_id: str, frame: str, view: View | None, rep: dict) -> None:
+        """On the first frame, the PARAM camera must match the ``annots.npy`` one where both exist."""
+        annots = self._annot_cams(subject)
+        if view is None or frame != self.frames(subject)[0] or not annots or view_id not in annots \
+                or not self._param_path(subject, view_id, frame).exists():
+            return
+        a = annots[view_id]
+        ref = Camera(K=a["K"], R=a["R"], t=a["t"], width=view.camera.width, height=view.camera.height)
+        if not (np.allclose(ref.K, view.camera.K, rtol=1e-4, atol=1e-3)
+                and np.allclose(ref.w2c, view.camera.w2c, rtol=1e-4, atol=1e-5)):
+            raise DatasetError(self.root / subject / "annots.npy", a["fields"]["R"],
+                               f"camera of view {view_id} differs from PARAM/cam_{view_id}/{frame}.png.npy")

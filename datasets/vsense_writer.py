@@ -25,11 +25,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .camera import Camera
-from .genebody_writer import _encode, _npy_bytes, INFO_FILE, TPOSE_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
-from .meshio import atomic_write_bytes, write_obj
+from bench.io import write_bytes
 
-GL2CV = np.diag([1.0, -1.0, -1.0, 1.0])
+from .bench_extensions import TPOSE_FILE
+from .camera import GL2CV, Camera, w2c_from_gl
+from .encode import image_bytes, npy_bytes
+from .meshio import write_obj
 
 
 def view_folder(view_id: str) -> str:
@@ -63,19 +64,13 @@ def gl_matrices(camera: Camera, centre: np.ndarray, scale: float) -> dict[str, n
     return {"norm": norm, "rot": rot, "view": view}
 
 
-def w2c_from_gl(param: Mapping) -> np.ndarray:
-    """``diag(1,-1,-1,1) @ view @ rot @ norm`` (4,4), as the GNR benchmark loaders compute it."""
-    return GL2CV @ np.asarray(param["view"], dtype=np.float64) @ np.asarray(param["rot"], dtype=np.float64) \
-        @ np.asarray(param["norm"], dtype=np.float64)
-
-
 def write_param(subject_dir: str | Path, view_id: str, frame: str, camera: Camera, centre: np.ndarray,
                 scale: float) -> Path:
     """``PARAM/cam_XX/FFFFFF.png.npy``: ``intr`` (3,3), ``norm``/``rot``/``view`` (4,4), ``center``, ``scale``."""
     param = {"intr": camera.K.copy(), **gl_matrices(camera, centre, scale),
              "center": np.asarray(centre, dtype=np.float64).reshape(3), "scale": float(scale)}
     path = Path(subject_dir) / "PARAM" / view_folder(view_id) / f"{_check_frame(frame)}.png.npy"
-    atomic_write_bytes(path, _npy_bytes(param))
+    write_bytes(path, npy_bytes(param))
     return path
 
 
@@ -91,7 +86,7 @@ def write_annots(subject: str, subject_dir: str | Path, params: Mapping[str, Map
         cams["T"].append(w2c[:3, 3].copy())
     ims = [{"ims": [f"{subject}/RENDER/{view_folder(v)}/{_check_frame(f)}.png" for v in ids]} for f in frames]
     path = Path(subject_dir) / "annots.npy"
-    atomic_write_bytes(path, _npy_bytes({"cams": cams, "ims": ims}))
+    write_bytes(path, npy_bytes({"cams": cams, "ims": ims}))
     return path
 
 
@@ -108,8 +103,8 @@ def write_view(subject_dir: str | Path, view_id: str, frame: str, image: np.ndar
     name = f"{_check_frame(frame)}.png"
     ipath = subject_dir / "RENDER" / view_folder(view_id) / name
     mpath = subject_dir / "MASK" / view_folder(view_id) / name
-    atomic_write_bytes(ipath, _encode(".png", np.ascontiguousarray(image[..., ::-1])))
-    atomic_write_bytes(mpath, _encode(".png", np.where(fg, 255, 0).astype(np.uint8)))
+    write_bytes(ipath, image_bytes(".png", np.ascontiguousarray(image[..., ::-1])))
+    write_bytes(mpath, image_bytes(".png", np.where(fg, 255, 0).astype(np.uint8)))
     return ipath, mpath
 
 
@@ -121,8 +116,8 @@ def write_body(subject_dir: str | Path, frame: str, vertices: np.ndarray, faces:
     obj = subject_dir / "SMPL" / f"{_check_frame(frame)}.obj"
     par = subject_dir / "SMPL_PARAM" / f"{frame}.npy"
     write_obj(obj, vertices, faces)
-    atomic_write_bytes(par, _npy_bytes({str(k): (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64))
-                                        for k, v in params.items()}))
+    write_bytes(par, npy_bytes({str(k): (float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64))
+                                for k, v in params.items()}))
     return obj, par
 
 

@@ -29,9 +29,9 @@ Conventions, converted here once:
   ``<subject>/lbs/faces.npy``, or ``<root>/smpl_faces.npy``. ``lbs/tvertices.npy`` gives the rest pose.
 
 Validation: opening checks the root, ``bench-info.json``, every subject's ``annots.npy`` (keys, list lengths,
-shapes, finite values, camera folder names) and that every image and mask it names exists (folder listings only).
-Images and bodies are decoded and checked when loaded; :meth:`ZJUMoCapReader.check` walks them all. Every
-problem raises :class:`DatasetError` naming the file and the field.
+shapes, each camera through :func:`~bench.datasets.camera.check_camera`, camera folder names) and that every
+image and mask it names exists (folder listings only). Images and bodies are decoded and checked when loaded;
+:meth:`ZJUMoCapReader.check` walks them all. Every problem raises :class:`DatasetError` naming the file and the field.
 """
 from __future__ import annotations
 
@@ -39,16 +39,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .body import Body
-from .camera import Camera
+from .camera import Camera, check_camera
+from .capture_reader import CaptureReader, read_canonical
+from .decode import decode_image, decode_rgb, image_size, load_npy_array, load_npy_dict, numeric_params, to_numpy
 from .errors import DatasetError
-from .reader_base import CaptureReader
-from .genebody import _decode_image, _load_npy_dict, _to_numpy
-from .genebody_writer import INFO_FILE
 from .views import View
-from .zjumocap_writer import PAREN_MISSING_VIEWS, PAREN_SUBJECTS, parse_camera_folder
+from .zjumocap_naming import PAREN_MISSING_VIEWS, PAREN_SUBJECTS, frame_number, parse_camera_folder
 
 #: NHP's split (lib/datasets/get_human_info.py): 7 training people, 3 unseen test people
 NHP_SPLIT = {
@@ -64,17 +62,6 @@ SMPL_MODES = ("auto", "new", "old")
 IGNORE_BORDER = 5  # Neural Body / NHP: kernel size of the ignore band
 
 
-def frame_number(file_name: str) -> int:
-    """The integer Neural Body reads from an image name: ``000123.jpg`` -> 123, ``..._(1)_0001_...jpg`` -> 1."""
-    stem = file_name.rsplit(".", 1)[0]
-    if stem.isdigit():
-        return int(stem)
-    parts = file_name.split("_")
-    if len(parts) > 4 and parts[4].isdigit():
-        return int(parts[4])
-    raise ValueError(f"cannot read a frame number from {file_name!r}")
-
-
 class ZJUMoCapReader(CaptureReader):
     """ZJU-MoCap sequences under ``root``: cameras, undistorted views, SMPL bodies and the NHP split.
 
@@ -84,6 +71,7 @@ class ZJUMoCapReader(CaptureReader):
 
     name = "zjumocap"
     PROVIDES = ("source-views", "masks", "body-params")  # mesh needs a faces file; rest pose lbs/tvertices.npy
+    subject_marker = "annots.npy"
 
     def __init__(self, root: str | Path, *, validate: bool = True, mask: str = "union", smpl: str = "auto",
                  faces: str | Path | None = None):
@@ -97,7 +85,6 @@ class ZJUMoCapReader(CaptureReader):
             raise ValueError(f"smpl must be one of {SMPL_MODES}, got {smpl!r}")
         self.mask_mode, self.smpl_mode = mask, smpl
         self.faces_path = Path(faces) if faces is not None else None
-        self._subjects: list[str] | None = None
         self._annots: dict[str, dict] = {}
         self._layout: dict[str, dict] = {}
         self._cameras: dict[tuple[str, str], tuple[Camera, Camera]] = {}  # (raw with D, undistorted)
@@ -109,52 +96,18 @@ class ZJUMoCapReader(CaptureReader):
                 self._subject_layout(s)
 
     # --- split and subjects -------------------------------------------------------------------------------
-    def split(self) -> dict[str, list[str]]:
-        info = self.info()
-        if "split" in info:
-            raw = info["split"]
-            if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
-                raise DatasetError(self.root / INFO_FILE, "split", "must map split names to lists of subjects")
-            return {str(k): [str(s) for s in v] for k, v in raw.items()}
+    def _is_subject(self, folder: Path) -> bool:
+        return (folder / "annots.npy").is_file()
+
+    def default_split(self) -> dict[str, list[str]]:
+        """NHP's split plus a ``"neuralbody"`` entry with Neural Body's 9 sequences."""
         return {**{k: list(v) for k, v in NHP_SPLIT.items()}, "neuralbody": list(NEURALBODY_SUBJECTS)}
-
-    def _subject_folders(self) -> list[str]:
-        if self._subjects is None:
-            self._subjects = sorted(p.name for p in self.root.iterdir()
-                                    if p.is_dir() and not p.name.startswith(".") and (p / "annots.npy").exists())
-        return list(self._subjects)
-
-    def subjects(self, split: str | None = None) -> list[str]:
-        """Subjects of ``split`` (in the split's order), or every subject folder when ``None``; a listed subject
-        absent on disk raises, so a partial download never silently shrinks a benchmark average."""
-        if split is None:
-            return self._subject_folders()
-        splits = self.split()
-        if split not in splits:
-            raise DatasetError(self.root / INFO_FILE, split, f"no such split; available: {sorted(splits)}")
-        present = set(self._subject_folders())
-        missing = [s for s in splits[split] if s not in present]
-        if missing:
-            raise DatasetError(self.root / missing[0], None,
-                               f"subject listed in split {split!r} has no folder with annots.npy (also missing: "
-                               f"{missing[1:]}); download it or choose subjects explicitly")
-        return list(splits[split])
-
-    def _subject_dir(self, subject: str) -> Path:
-        d = self.root / subject
-        if not (d / "annots.npy").is_file():
-            raise DatasetError(d, None, f"no such subject (folder with annots.npy); known: {self._subject_folders()}")
-        return d
 
     # --- annotations --------------------------------------------------------------------------------------
     def _parse_annots(self, subject: str) -> dict:
         if subject in self._annots:
             return self._annots[subject]
-        path = self._subject_dir(subject) / "annots.npy"
-        raw = _load_npy_dict(path, "camera annotation (annots.npy)")
-        cams = raw.get("cams")
-        if not isinstance(cams, dict):
-            raise DatasetError(path, "cams", "missing or not a dict of camera lists (K, R, T, D)")
+        path, raw, cams = self._read_annots(subject, "a dict of camera lists (K, R, T, D)")
         ims = raw.get("ims")
         if not isinstance(ims, (list, tuple, np.ndarray)) or len(ims) == 0:
             raise DatasetError(path, "ims", "missing or empty: needs one {'ims': [paths]} entry per frame")
@@ -170,32 +123,22 @@ class ZJUMoCapReader(CaptureReader):
         parsed = []
         for i in range(n):
             try:
-                K = _to_numpy(cams["K"][i])
-                R = _to_numpy(cams["R"][i])
-                T = _to_numpy(cams["T"][i])
-                D = _to_numpy(cams["D"][i]) if "D" in cams else np.zeros(5)
+                K = to_numpy(cams["K"][i])
+                R = to_numpy(cams["R"][i])
+                T = to_numpy(cams["T"][i])
+                D = to_numpy(cams["D"][i]) if "D" in cams else np.zeros(5)
             except (TypeError, ValueError) as e:
                 raise DatasetError(path, f"cams/*/{i}", f"camera values are not numeric ({e})")
-            for key, arr, shape in (("K", K, (3, 3)), ("R", R, (3, 3))):
-                if arr.shape != shape:
-                    raise DatasetError(path, f"cams/{key}/{i}", f"expected shape {shape}, got {arr.shape}")
             if T.size != 3:
                 raise DatasetError(path, f"cams/T/{i}", f"expected 3 values (millimetres), got shape {T.shape}")
             if D.size not in (4, 5, 8):
                 raise DatasetError(path, f"cams/D/{i}", f"expected 5 distortion values (k1 k2 p1 p2 k3), "
                                                          f"got shape {D.shape}")
-            for key, arr in (("K", K), ("R", R), ("T", T), ("D", D)):
-                if not np.all(np.isfinite(arr)):
-                    raise DatasetError(path, f"cams/{key}/{i}", "contains NaN or inf")
-            if K[0, 0] <= 0 or K[1, 1] <= 0:
-                raise DatasetError(path, f"cams/K/{i}", f"focal lengths must be positive, got {K[0, 0]}, {K[1, 1]}")
-            if not np.allclose(R @ R.T, np.eye(3), atol=1e-3) or np.linalg.det(R) < 0:
-                raise DatasetError(path, f"cams/R/{i}", "not a rotation matrix")
             d5 = np.zeros(5)
             d5[:min(5, D.size)] = D.reshape(-1)[:5]
-            if D.size == 4:
-                d5[4] = 0.0
-            parsed.append({"K": K, "R": R, "t": T.reshape(3) / 1000.0, "D": d5})
+            cam = {"K": K, "R": R, "t": T.reshape(3) / 1000.0, "D": d5}
+            check_camera(path, _cam_fields(i), cam["K"], cam["R"], cam["t"], cam["D"])
+            parsed.append(cam)
         # view ids from the camera folder of each column (all frames must agree)
         first = ims[0].get("ims") if isinstance(ims[0], dict) else None
         if first is None or len(first) != n:
@@ -322,8 +265,11 @@ class ZJUMoCapReader(CaptureReader):
         key = (subject, view_id)
         if key not in self._cameras:
             self._view(subject, view_id)
-            cam = self._parse_annots(subject)["cams"][view_id]
+            ann = self._parse_annots(subject)
+            cam = ann["cams"][view_id]
             width, height = self._view_size(subject, view_id)
+            check_camera(self.root / subject / "annots.npy", _cam_fields(ann["columns"].index(view_id)), cam["K"],
+                         cam["R"], cam["t"], cam["D"], (width, height))
             raw = Camera(K=cam["K"], R=cam["R"], t=cam["t"], width=width, height=height, dist=cam["D"])
             self._cameras[key] = (raw, Camera(K=cam["K"], R=cam["R"], t=cam["t"], width=width, height=height))
         return self._cameras[key]
@@ -342,12 +288,7 @@ class ZJUMoCapReader(CaptureReader):
         return self.root / subject / folder / layout["images"][view_id][index]
 
     def _view_size(self, subject: str, view_id: str) -> tuple[int, int]:
-        path = self._image_path(subject, view_id, 0)
-        try:
-            with Image.open(path) as im:
-                return im.size
-        except (OSError, UnidentifiedImageError, SyntaxError) as e:
-            raise DatasetError(path, "image", f"cannot read image header ({e}); re-download or regenerate it")
+        return image_size(self._image_path(subject, view_id, 0))
 
     def _undistort(self, subject: str, view_id: str, arr: np.ndarray) -> np.ndarray:
         """``cv2.undistort(arr, K, D)`` through cached maps (bilinear, zeros outside)."""
@@ -368,7 +309,7 @@ class ZJUMoCapReader(CaptureReader):
         for path in self._subject_layout(subject)["masks"][view_id][index]:
             if path is None:
                 continue
-            m = _decode_image(path, "mask")
+            m = decode_image(path, "mask")
             if m.ndim == 3:
                 m = m[..., 0]
             if m.shape != (size[1], size[0]):
@@ -383,15 +324,7 @@ class ZJUMoCapReader(CaptureReader):
         index = self._index(subject, frame)
         cam = self.camera(subject, view_id)
         ipath = self._image_path(subject, view_id, index)
-        img = _decode_image(ipath, "image")
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
-            raise DatasetError(ipath, "image", f"expected an 8-bit RGB image, got {img.dtype} {img.shape}")
-        if img.shape[:2] != (cam.height, cam.width):
-            raise DatasetError(ipath, "image", f"size {img.shape[1]}x{img.shape[0]} differs from the view's "
-                                               f"first frame ({cam.width}x{cam.height})")
-        img = self._undistort(subject, view_id, np.ascontiguousarray(img[..., :3]))
+        img = self._undistort(subject, view_id, decode_rgb(ipath, (cam.width, cam.height)))
         mask = self._undistort(subject, view_id, self._raw_mask(subject, view_id, index, (cam.width, cam.height)))
         return View(image=img, mask=mask != 0, camera=cam, view_id=view_id)
 
@@ -421,10 +354,7 @@ class ZJUMoCapReader(CaptureReader):
             self.root / subject / "lbs" / "faces.npy", self.root / "smpl_faces.npy"]
         for path in candidates:
             if path.is_file():
-                try:
-                    faces = np.load(path, allow_pickle=False)
-                except Exception as e:  # np.load raises many kinds
-                    raise DatasetError(path, None, f"cannot load body faces ({type(e).__name__}: {e})")
+                faces = load_npy_array(path, "body faces")
                 if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
                     raise DatasetError(path, None, f"faces must be an (F,3) integer array, got {faces.dtype} "
                                                    f"{faces.shape}")
@@ -446,28 +376,17 @@ class ZJUMoCapReader(CaptureReader):
         vpath = vdir / f"{number}.npy"
         if not vpath.is_file():
             raise DatasetError(vpath, None, f"body vertices of frame {frame} are missing (smpl mode {self.smpl_mode!r})")
-        try:
-            verts = np.asarray(np.load(vpath, allow_pickle=False), dtype=np.float64)
-        except Exception as e:  # np.load raises many kinds
-            raise DatasetError(vpath, None, f"cannot load body vertices ({type(e).__name__}: {e}); the file is corrupt")
+        verts = np.asarray(load_npy_array(vpath, "body vertices"), dtype=np.float64)
         if verts.ndim != 2 or verts.shape[1] != 3:
             raise DatasetError(vpath, None, f"vertices must be (V,3), got {verts.shape}")
         if not np.all(np.isfinite(verts)):
             raise DatasetError(vpath, None, "vertices contain NaN or inf")
         ppath = pdir / f"{number}.npy"
-        raw = _load_npy_dict(ppath, "body parameter")
-        params = {}
+        raw = load_npy_dict(ppath, "body parameter")
         for key in ("Rh", "Th"):
             if key not in raw:
                 raise DatasetError(ppath, key, "missing (needs Rh, Th; poses and shapes are kept when present)")
-        for key, value in raw.items():
-            try:
-                arr = _to_numpy(value)
-            except (TypeError, ValueError) as e:
-                raise DatasetError(ppath, str(key), f"not numeric ({e})")
-            if not np.all(np.isfinite(arr)):
-                raise DatasetError(ppath, str(key), "contains NaN or inf")
-            params[str(key)] = arr
+        params = numeric_params(raw, ppath)
         for key in ("Rh", "Th"):
             if params[key].size != 3:
                 raise DatasetError(ppath, key, f"expected 3 values, got shape {params[key].shape}")
@@ -479,51 +398,10 @@ class ZJUMoCapReader(CaptureReader):
         faces = self._subject_faces(subject)
         if faces.max() >= len(verts):
             raise DatasetError(vpath, None, f"faces index vertex {faces.max()} but the body has {len(verts)} vertices")
-        canonical = None
-        tpath = self.root / subject / "lbs" / "tvertices.npy"
-        if tpath.is_file():
-            try:
-                canonical = np.asarray(np.load(tpath, allow_pickle=False), dtype=np.float64)
-            except Exception as e:  # np.load raises many kinds
-                raise DatasetError(tpath, None, f"cannot load rest-pose vertices ({type(e).__name__}: {e})")
-            if canonical.shape != verts.shape:
-                raise DatasetError(tpath, None, f"rest pose has shape {canonical.shape}, posed body {verts.shape}")
+        canonical = read_canonical(self.root / subject / "lbs" / "tvertices.npy", verts, vpath)
         return Body(vertices=verts, faces=faces, params=params, scale=scale, canonical_vertices=canonical)
 
 
-    # --- full check ---------------------------------------------------------------------------------------
-    def check(self, subject: str | None = None) -> dict:
-        """Decode and validate every file (of one subject or all); collect problems instead of stopping.
-
-        Returns ``{"root", "ok", "errors": [str], "subjects": {name: {"views", "frames", "images", "bodies",
-        "errors": [str]}}}``.
-        """
-        report: dict = {"root": str(self.root), "errors": [], "subjects": {}}
-        try:
-            self.split()
-        except DatasetError as e:
-            report["errors"].append(str(e))
-        names = [subject] if subject is not None else self.subjects()
-        for s in names:
-            rep = {"views": 0, "frames": 0, "images": 0, "bodies": 0, "errors": []}
-            report["subjects"][s] = rep
-            try:
-                views, frames = self.view_ids(s), self.frames(s)
-            except DatasetError as e:
-                rep["errors"].append(str(e))
-                continue
-            rep["views"], rep["frames"] = len(views), len(frames)
-            for f in frames:
-                try:
-                    self.load_body(s, f)
-                    rep["bodies"] += 1
-                except DatasetError as e:
-                    rep["errors"].append(str(e))
-                for v in views:
-                    try:
-                        self.load_view(s, v, f)
-                        rep["images"] += 1
-                    except DatasetError as e:
-                        rep["errors"].append(str(e))
-        report["ok"] = not report["errors"] and all(not r["errors"] for r in report["subjects"].values())
-        return report
+def _cam_fields(column: int) -> dict[str, str]:
+    """Where each part of camera ``column`` lives in ZJU's ``annots.npy`` (``t`` is ``T`` in millimetres)."""
+    return {"K": f"cams/K/{column}", "R": f"cams/R/{column}", "t": f"cams/T/{column}", "dist": f"cams/D/{column}"}

@@ -13,44 +13,22 @@ Produces what Neural Body / NHP and :class:`bench.datasets.zjumocap.ZJUMoCapRead
     <root>/<CoreView_XXX>/lbs/faces.npy, lbs/tvertices.npy   body faces and rest-pose vertices (Animatable NeRF's files)
 
 ``<i>`` is the number in the image file name (0-based for Camera_B sequences, 1-based for 313/315), as Neural Body
-indexes ``params/`` and ``vertices/``. Cameras are bench :class:`Camera` (OpenCV, metres) and stored as ZJU does:
-world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1). Files are written atomically.
+indexes ``params/`` and ``vertices/`` (the names come from :mod:`.zjumocap_naming`). Cameras are bench
+:class:`Camera` (OpenCV, metres) and stored as ZJU does: world->camera ``R``, ``T`` in **millimetres**, ``D`` (5,1).
+Files are written atomically.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
+from bench.io import write_bytes
+
 from .camera import Camera
-from .genebody_writer import _encode, _npy_bytes, INFO_FILE, write_info  # noqa: F401  (same bench-info.json as GeneBody)
-from .meshio import atomic_write_bytes
-
-#: sequences whose cameras live in "Camera (N)" folders with long, 1-based file names (and 21 cameras)
-PAREN_SUBJECTS = frozenset({"CoreView_313", "CoreView_315"})
-#: camera ids (0-based) that 313 and 315 lack: Camera (20) and Camera (21)
-PAREN_MISSING_VIEWS = frozenset({"19", "20"})
-_TIMESTAMP = "2019-08-23_16-08-50.592"
-
-
-def uses_paren_naming(subject: str) -> bool:
-    return subject in PAREN_SUBJECTS
-
-
-def camera_folder(view_id: str, paren: bool) -> str:
-    """``"Camera_B<n>"`` or ``"Camera (<n>)"`` for the 2-digit 0-based camera id (n = id + 1)."""
-    n = int(view_id) + 1
-    return f"Camera ({n})" if paren else f"Camera_B{n}"
-
-
-def image_name(subject: str, view_id: str, number: int, paren: bool) -> str:
-    """File name of frame ``number`` (the integer Neural Body reads back: 0-based, or 1-based for 313/315)."""
-    if paren:
-        return f"{subject}_Camera_({int(view_id) + 1})_{number:04d}_{_TIMESTAMP}.jpg"
-    return f"{number:06d}.jpg"
+from .encode import image_bytes, npy_bytes
 
 
 def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera], ims: Sequence[Sequence[str]]) -> Path:
@@ -72,7 +50,7 @@ def write_annots(subject_dir: str | Path, cameras: Mapping[str, Camera], ims: Se
         cams["T"].append(cam.t.reshape(3, 1) * 1000.0)  # ZJU stores millimetres
     annots = {"cams": cams, "ims": [{"ims": [str(p) for p in row]} for row in ims]}
     path = Path(subject_dir) / "annots.npy"
-    atomic_write_bytes(path, _npy_bytes(annots))
+    write_bytes(path, npy_bytes(annots))
     return path
 
 
@@ -88,15 +66,15 @@ def write_view(subject_dir: str | Path, rel_path: str, image: np.ndarray, parsin
         raise ValueError(f"parsing mask shape {parsing.shape} does not match image {image.shape[:2]}")
     subject_dir = Path(subject_dir)
     stem = rel_path.rsplit(".", 1)[0]
-    atomic_write_bytes(subject_dir / rel_path, _encode(".jpg", np.ascontiguousarray(image[..., ::-1]),
-                                                       [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
-    atomic_write_bytes(subject_dir / "mask_cihp" / f"{stem}.png", _encode(".png", parsing.astype(np.uint8)))
+    write_bytes(subject_dir / rel_path, image_bytes(".jpg", np.ascontiguousarray(image[..., ::-1]),
+                                                    [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]))
+    write_bytes(subject_dir / "mask_cihp" / f"{stem}.png", image_bytes(".png", parsing.astype(np.uint8)))
     if matte is not None:
         matte = np.asarray(matte)
         if matte.shape != image.shape[:2]:
             raise ValueError(f"matte shape {matte.shape} does not match image {image.shape[:2]}")
         fg = matte if matte.dtype == bool else matte > (128 if matte.max(initial=0) > 1 else 0)
-        atomic_write_bytes(subject_dir / "mask" / f"{stem}.png", _encode(".png", np.where(fg, 255, 0).astype(np.uint8)))
+        write_bytes(subject_dir / "mask" / f"{stem}.png", image_bytes(".png", np.where(fg, 255, 0).astype(np.uint8)))
     return subject_dir / rel_path
 
 
@@ -107,27 +85,16 @@ def write_body(subject_dir: str | Path, index: int, vertices: np.ndarray, params
     prefix = "new_" if new else ""
     vpath = subject_dir / f"{prefix}vertices" / f"{int(index)}.npy"
     ppath = subject_dir / f"{prefix}params" / f"{int(index)}.npy"
-    atomic_write_bytes(vpath, _npy_bytes(np.asarray(vertices, dtype=np.float32)))
-    atomic_write_bytes(ppath, _npy_bytes({str(k): np.asarray(v, dtype=np.float32) for k, v in params.items()}))
+    write_bytes(vpath, npy_bytes(np.asarray(vertices, dtype=np.float32)))
+    write_bytes(ppath, npy_bytes({str(k): np.asarray(v, dtype=np.float32) for k, v in params.items()}))
     return vpath, ppath
 
 
 def write_lbs(subject_dir: str | Path, faces: np.ndarray, tvertices: np.ndarray | None = None) -> Path:
     """``lbs/faces.npy`` (F,3) int and, when given, ``lbs/tvertices.npy`` (V,3) rest-pose vertices."""
     d = Path(subject_dir) / "lbs"
-    atomic_write_bytes(d / "faces.npy", _npy_bytes(np.asarray(faces, dtype=np.int64)))
+    write_bytes(d / "faces.npy", npy_bytes(np.asarray(faces, dtype=np.int64)))
     if tvertices is not None:
-        atomic_write_bytes(d / "tvertices.npy", _npy_bytes(np.asarray(tvertices, dtype=np.float32)))
+        write_bytes(d / "tvertices.npy", npy_bytes(np.asarray(tvertices, dtype=np.float32)))
     return d / "faces.npy"
 
-
-_FOLDER_RE = (re.compile(r"^Camera_B(\d+)$"), re.compile(r"^Camera \((\d+)\)$"))
-
-
-def parse_camera_folder(folder: str) -> str | None:
-    """``"Camera_B8"`` / ``"Camera (8)"`` -> view id ``"07"``; None for anything else."""
-    for rx in _FOLDER_RE:
-        m = rx.match(folder)
-        if m and int(m.group(1)) >= 1:
-            return f"{int(m.group(1)) - 1:02d}"
-    return None

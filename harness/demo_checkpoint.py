@@ -14,9 +14,7 @@ Reproduce it with ``benchmarks/make_demo_checkpoint.sh`` (CPU training is determ
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from pathlib import Path
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "methods" / "weights" / "gnr-demo"
@@ -33,9 +31,9 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     """Weights of the newest checkpoint of training job ``train_dir`` -> ``out`` with config and provenance."""
     import torch
 
+    from bench.io import file_sha256, timestamp, write_json
     from bench.methods.nerf_common import safe_torch_load
 
-    from .atomic import write_json
     from .trainer import checkpoint_step, latest_checkpoint
 
     train_dir, out = Path(train_dir), Path(out)
@@ -61,8 +59,8 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
         "method_config": job["config"]["method_config"], "timings": job.get("timings"),
         "bench_git": (job.get("provenance") or {}).get("git"),
         "packages": (job.get("provenance") or {}).get("packages"),
-        "weights_sha256": hashlib.sha256((out / STATE_FILE).read_bytes()).hexdigest(),
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "weights_sha256": file_sha256(out / STATE_FILE),
+        "exported": timestamp(),
     }
     write_json(out / "provenance.json", prov)
     for f in (STATE_FILE, "config.json", "provenance.json"):

@@ -20,6 +20,7 @@ call, which resumes from the job's own progress on disk. Training jobs with seve
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -27,9 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import logging
-
 import submitit
+
+from bench.io import timestamp
 
 from .executor_config import EXECUTORS, ExecutorSettings
 from .jobs import run_job
@@ -60,10 +61,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.blocked
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -123,7 +120,8 @@ class JobCall(submitit.helpers.Checkpointable):
 
 def _scheduler_record(kind: str, job_id: str, folder: str, stamp: str = "submitted") -> dict:
     """What job.json keeps to find the job again: ``folder`` is submitit's folder pattern (``.../%j``)."""
-    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(), stamp: _now()}
+    return {"kind": kind, "job_id": str(job_id), "folder": str(folder), "host": socket.gethostname(),
+            stamp: timestamp()}
 
 
 # --- the state of a job folder before the run --------------------------------------------------------------------
@@ -560,7 +558,7 @@ def _settle(h, status, active, outcome, bar, overall):
             outcome.lost.append(jid)
         rec = read_job(Path(h.job["dir"])) or {}
         if rec.get("status") != "failed" and h.kind != "inline":
-            update_job(Path(h.job["dir"]), status="failed", finished=_now(),
+            update_job(Path(h.job["dir"]), status="failed", finished=timestamp(),
                        error={"type": "LostJob" if verdict == "lost" else "JobError", "message": message})
     active.remove(h)
     if h.task is not None:

@@ -17,16 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json
+from bench.io import timestamp, write_json
 from .provenance import provenance
 from .resources import Stopwatch, peak_memory
 from .store import read_job, update_job, write_progress
 
 log = logging.getLogger("bench")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _method_class(spec_id: str):
@@ -49,7 +45,7 @@ def run_job(job: dict, progress=None) -> dict:
     job_dir.mkdir(parents=True, exist_ok=True)
     prev = read_job(job_dir) or {}
     update_job(job_dir, id=job["id"], stage=job["stage"], status="running", config=job, config_hash=job["config_hash"],
-               started=_now(), attempts=int(prev.get("attempts", 0)) + 1, error=None, provenance=provenance())
+               started=timestamp(), attempts=int(prev.get("attempts", 0)) + 1, error=None, provenance=provenance())
     clock = Stopwatch()
     try:
         if job["stage"] == "train":
@@ -59,11 +55,11 @@ def run_job(job: dict, progress=None) -> dict:
         else:
             raise ValueError(f"unknown stage {job['stage']!r}")
     except BaseException as e:
-        update_job(job_dir, status="failed", finished=_now(), error={
+        update_job(job_dir, status="failed", finished=timestamp(), error={
             "type": type(e).__name__, "message": str(e), "traceback": traceback.format_exc()[-4000:]},
             timings={"total_s": clock.elapsed()}, peak_memory=peak_memory())
         raise
-    return update_job(job_dir, status="done", finished=_now(), timings={"total_s": clock.elapsed(), **timings},
+    return update_job(job_dir, status="done", finished=timestamp(), timings={"total_s": clock.elapsed(), **timings},
                       peak_memory=peak_memory())
 
 

@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from .atomic import write_json
+from bench.io import timestamp, write_json
 
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -51,7 +51,7 @@ def read_job(job_dir: Path) -> dict | None:
 def update_job(job_dir: Path, **fields) -> dict:
     job = read_job(job_dir) or {}
     job.update(fields)
-    job["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    job["updated"] = timestamp()
     write_json(Path(job_dir) / "job.json", job)
     return job
 

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .atomic import replace_dir, write_json
+from bench.io import replace_dir, timestamp, write_json
 from .store import write_progress
 
 MARKER = "bench-checkpoint.json"
@@ -43,7 +43,7 @@ def save_checkpoint(method, train_dir: Path, step: int, keep: int = 2) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     method.save(str(tmp))
-    write_json(tmp / MARKER, {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    write_json(tmp / MARKER, {"step": step, "time": timestamp()})
     replace_dir(tmp, final)
     for old in checkpoints(train_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,7 @@ import pandas as pd
 from rich.table import Table
 from tabulate import tabulate
 
-from bench.harness.atomic import write_text
+from bench.io import write_text
 
 from .aggregate import metric_columns, overall, per_subject
 

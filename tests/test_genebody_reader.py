@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from bench.datasets import genebody_writer as gw
+from bench.datasets.bench_extensions import write_info
 from bench.datasets.camera import Camera
 from bench.datasets.errors import DatasetError
 from bench.datasets.genebody import GeneBodyReader
 from bench.datasets.meshio import read_obj, write_obj
+from dataset_errors import raises_naming
 
 W, H = 40, 48  # raw image size of the fixtures (width, height)
 
@@ -64,7 +66,7 @@ def dataset(tmp_path):
     make_subject(tmp_path, "alice")
     make_subject(tmp_path, "bob", frames=("0045", "0046", "0047"), seed=1, depth=False, tpose=False)
     gw.write_split(tmp_path, {"train": ["bob"], "test": ["alice"]})
-    gw.write_info(tmp_path, {"generator": "bench-synthetic", "protocol_overrides": {"crop_size": 256}})
+    write_info(tmp_path, {"generator": "bench-synthetic", "protocol_overrides": {"crop_size": 256}})
     return tmp_path
 
 
@@ -161,22 +163,13 @@ def test_known_missing_views_are_excluded(tmp_path):
 
 # --- corruption: each raises DatasetError naming the file ---------------------------------------------------
 
-def _raises_naming(path, call, field=None):
-    with pytest.raises(DatasetError) as exc:
-        call()
-    assert str(path) in str(exc.value), str(exc.value)
-    if field is not None:
-        assert exc.value.field == field, str(exc.value)
-    return exc.value
-
-
 def test_missing_root_and_subject(tmp_path):
-    _raises_naming(tmp_path / "nope", lambda: GeneBodyReader(tmp_path / "nope"))
+    raises_naming(tmp_path / "nope", lambda: GeneBodyReader(tmp_path / "nope"))
     make_subject(tmp_path, "alice")
     gw.write_split(tmp_path, {"train": [], "test": ["alice", "zed"]})
     r = GeneBodyReader(tmp_path)
-    _raises_naming(tmp_path / "zed", lambda: r.subjects("test"))
-    _raises_naming(tmp_path / "ghost", lambda: r.frames("ghost"))
+    raises_naming(tmp_path / "zed", lambda: r.subjects("test"))
+    raises_naming(tmp_path / "ghost", lambda: r.frames("ghost"))
 
 
 def test_truncated_jpeg(dataset):
@@ -185,7 +178,7 @@ def test_truncated_jpeg(dataset):
     path.write_bytes(data[: len(data) // 2])
     r = GeneBodyReader(dataset)  # opening does not decode images
     r.load_view("alice", "01", "0000")
-    err = _raises_naming(path, lambda: r.load_view("alice", "01", "0001"), field="image")
+    err = raises_naming(path, lambda: r.load_view("alice", "01", "0001"), field="image")
     assert "truncated" in str(err) or "decode" in str(err)
     report = r.check("alice")
     assert not report["ok"] and any(str(path) in e for e in report["subjects"]["alice"]["errors"])
@@ -210,7 +203,7 @@ def _rewrite_annots(sdir, edit):
 
 def test_missing_camera_key(dataset):
     path = _rewrite_annots(dataset / "alice", lambda c: c["02"].pop("D"))
-    _raises_naming(path, lambda: GeneBodyReader(dataset), field="cams/02/D")
+    raises_naming(path, lambda: GeneBodyReader(dataset), field="cams/02/D")
 
 
 @pytest.mark.parametrize("key,value,field", [
@@ -224,7 +217,7 @@ def test_bad_camera_arrays(dataset, key, value, field):
     def edit(cams):
         cams["01"][key] = value
     path = _rewrite_annots(dataset / "alice", edit)
-    _raises_naming(path, lambda: GeneBodyReader(dataset), field=field)
+    raises_naming(path, lambda: GeneBodyReader(dataset), field=field)
 
 
 def test_nan_param(dataset):
@@ -232,7 +225,7 @@ def test_nan_param(dataset):
     gw.write_body(dataset / "alice", "0001", v, f, {"transl": np.array([[0.0, np.nan, 0.0]])}, 1.0)
     r = GeneBodyReader(dataset)
     r.load_body("alice", "0000")
-    _raises_naming(dataset / "alice" / "param" / "0001.npy", lambda: r.load_body("alice", "0001"),
+    raises_naming(dataset / "alice" / "param" / "0001.npy", lambda: r.load_body("alice", "0001"),
                    field="smplx/transl")
 
 
@@ -240,59 +233,59 @@ def test_bad_scale_and_mesh(dataset):
     v, f = tetra()
     gw.write_body(dataset / "alice", "0000", v, f, {}, scale=float("nan"))
     r = GeneBodyReader(dataset)
-    _raises_naming(dataset / "alice" / "param" / "0000.npy", lambda: r.load_body("alice", "0000"),
+    raises_naming(dataset / "alice" / "param" / "0000.npy", lambda: r.load_body("alice", "0000"),
                    field="smplx_scale")
     obj = dataset / "alice" / "smpl" / "0001.obj"
     obj.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n")
-    _raises_naming(obj, lambda: r.load_body("alice", "0001"), field="f")
+    raises_naming(obj, lambda: r.load_body("alice", "0001"), field="f")
     obj.write_text("v 0 0\nv 1 0\nf 1 2 1\n")
-    _raises_naming(obj, lambda: r.load_body("alice", "0001"), field="v")
+    raises_naming(obj, lambda: r.load_body("alice", "0001"), field="v")
     write_obj(dataset / "alice" / "smpl_tpose.obj", v[:3], f[:1])
     gw.write_body(dataset / "alice", "0001", v, f, {}, 1.0)
-    _raises_naming(dataset / "alice" / "smpl_tpose.obj", lambda: r.load_body("alice", "0001"))
+    raises_naming(dataset / "alice" / "smpl_tpose.obj", lambda: r.load_body("alice", "0001"))
 
 
 def test_missing_mask_file(dataset):
     path = dataset / "alice" / "mask" / "03" / "mask0001.png"
     path.unlink()
-    _raises_naming(path, lambda: GeneBodyReader(dataset), field="mask")
+    raises_naming(path, lambda: GeneBodyReader(dataset), field="mask")
 
 
 def test_missing_frame_in_one_view(dataset):
     path = dataset / "bob" / "image" / "02" / "0046.jpg"
     path.unlink()
-    _raises_naming(path, lambda: GeneBodyReader(dataset), field="image")
+    raises_naming(path, lambda: GeneBodyReader(dataset), field="image")
 
 
 def test_missing_body_file(dataset):
     path = dataset / "bob" / "param" / "0047.npy"
     path.unlink()
-    _raises_naming(path, lambda: GeneBodyReader(dataset))
+    raises_naming(path, lambda: GeneBodyReader(dataset))
 
 
 def test_image_mask_size_mismatch(dataset):
     path = dataset / "alice" / "mask" / "02" / "mask0000.png"
     cv2.imwrite(str(path), np.zeros((H + 2, W), np.uint8))
     r = GeneBodyReader(dataset)
-    _raises_naming(path, lambda: r.load_view("alice", "02", "0000"), field="mask")
+    raises_naming(path, lambda: r.load_view("alice", "02", "0000"), field="mask")
 
 
 def test_view_without_camera_and_camera_without_view(dataset):
     extra = dataset / "alice" / "image" / "07"
     shutil.copytree(dataset / "alice" / "image" / "03", extra)
-    _raises_naming(dataset / "alice" / "annots.npy", lambda: GeneBodyReader(dataset), field="cams/07")
+    raises_naming(dataset / "alice" / "annots.npy", lambda: GeneBodyReader(dataset), field="cams/07")
     shutil.rmtree(extra)
     _rewrite_annots(dataset / "alice", lambda c: c.update({"05": dict(c["00"])}))
-    _raises_naming(dataset / "alice" / "image" / "05", lambda: GeneBodyReader(dataset))
+    raises_naming(dataset / "alice" / "image" / "05", lambda: GeneBodyReader(dataset))
 
 
 def test_corrupt_annots_and_info(dataset):
     (dataset / "alice" / "annots.npy").write_bytes(b"\x93NUMPY garbage")
-    _raises_naming(dataset / "alice" / "annots.npy", lambda: GeneBodyReader(dataset))
+    raises_naming(dataset / "alice" / "annots.npy", lambda: GeneBodyReader(dataset))
     r = GeneBodyReader(dataset, validate=False)  # lazy: other subjects still readable
     assert r.frames("bob") == ["0045", "0046", "0047"]
     (dataset / "bench-info.json").write_text("{not json")
-    _raises_naming(dataset / "bench-info.json", r.info)
+    raises_naming(dataset / "bench-info.json", r.info)
 
 
 def test_meshio_round_trip_and_polygons(tmp_path):
@@ -310,7 +303,7 @@ def test_meshio_round_trip_and_polygons(tmp_path):
 
 
 def test_write_info_is_json(tmp_path):
-    gw.write_info(tmp_path, {"generator": "bench-synthetic", "seed": np.int64(3), "scale": np.float32(0.5)})
+    write_info(tmp_path, {"generator": "bench-synthetic", "seed": np.int64(3), "scale": np.float32(0.5)})
     assert json.loads((tmp_path / "bench-info.json").read_text()) == {
         "generator": "bench-synthetic", "seed": 3, "scale": 0.5}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind

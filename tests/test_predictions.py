@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench.harness import atomic
+from bench.io import atomic
 from bench.harness.scoring import Predictions, parse_prediction_name, prediction_name, score_predictions
 from bench.harness.scoring.predictions import EVAL_OUTPUTS, frame_view
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.harness.atomic import write_json, write_png
+from bench.io import write_json, write_png
 from bench.harness.scoring import LPIPSMetric, psnr, results_path, score_predictions, scores_path, ssim
 from bench.harness.scoring.lpips_cache import GTFeatureCache, gt_features
 from bench.harness.scoring.lpips_weights import NPZ_NAMES, expected_shapes

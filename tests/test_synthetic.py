@@ -15,7 +15,7 @@ from bench.datasets.rasterize import project_vertices, rasterize_mesh
 from bench.datasets.synthetic import generate_genebody
 from bench.datasets.synthetic.body_model import Outfit, build_surfaces
 from bench.datasets.synthetic.camera_rig import aim_error_deg, ring_cameras
-from bench.datasets.synthetic.generate import MARKER, _subject_seed
+from bench.datasets.synthetic.subjects import MARKER, subject_seed
 from bench.datasets.synthetic.person import make_person
 from bench.datasets.synthetic.render import project_batch, rasterize_culled
 from bench.datasets.synthetic.skeleton import J, Pose, Shape, rest_skeleton
@@ -150,7 +150,7 @@ def test_subjects_differ_in_shape_and_colour(tiny):
 def test_fit_error_matches_the_setting(tmp_path, fit_error):
     root = generate_genebody(tmp_path, subjects=["ann"], test_subjects=0, frames=2, num_cameras=1, width=48,
                              height=40, fit_error=fit_error, seed=1, smpl_depth=False)
-    person = make_person("ann", _subject_seed(1, "ann").spawn(2)[0])
+    person = make_person("ann", subject_seed(1, "ann").spawn(2)[0])
     for i, frame in enumerate(["0000", "0001"]):
         truth = person.body_world(person.pose(0.2 * i))
         fitted, faces = read_obj(root / "ann" / "smpl" / f"{frame}.obj")

@@ -15,7 +15,7 @@ from bench.datasets.errors import DatasetError
 from bench.datasets.protocols import get_protocol
 from bench.datasets.synthetic.layouts import generate_vsense
 from bench.datasets.vsense import VSenseReader
-from bench.datasets.vsense_writer import w2c_from_gl
+from bench.datasets.camera import w2c_from_gl
 
 
 @pytest.fixture(scope="module")

@@ -144,10 +144,10 @@ def test_body_parameters_follow_zju_conventions(zju):
 
 def test_same_people_as_the_genebody_generator(zju):
     """CoreView_313 is played by synth_00: the rest body is exactly generate_genebody's synth_00 (same seed)."""
-    from bench.datasets.synthetic.generate import _subject_seed
+    from bench.datasets.synthetic.subjects import subject_seed
     from bench.datasets.synthetic.person import make_person
 
-    person = make_person("synth_00", _subject_seed(5, "synth_00").spawn(2)[0], voxel=0.03)
+    person = make_person("synth_00", subject_seed(5, "synth_00").spawn(2)[0], voxel=0.03)
     body = ZJUMoCapReader(zju).load_body("CoreView_313", "000000")
     assert np.allclose(body.canonical_vertices, person.body_rest, atol=1e-6)
     assert np.array_equal(body.faces, person.surfaces.body.faces)
@@ -305,7 +305,7 @@ def test_box_lpips_is_scored_on_the_box_crop(shared_weights):
 
 
 def test_write_box_masks_and_masked_scores(zju, tmp_path):
-    from bench.harness.atomic import write_json, write_png
+    from bench.io import write_json, write_png
 
     r = ZJUMoCapReader(zju)
     proto = get_protocol("zjumocap-nhp").with_overrides(crop_size=64)

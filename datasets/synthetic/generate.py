@@ -2,19 +2,12 @@
 
 Everything is a pure function of ``seed`` and the settings: person ``synth_03`` with a given seed looks and moves the
 same whether 4 or 40 subjects are generated. Files are written atomically. Each subject folder carries a marker
-(``<subject>/.bench-synthetic.json``): written first as "in progress", last as "complete" with the settings'
-signature. A rerun skips complete subjects with the same settings and redoes the others from scratch, so an
-interrupted run resumes and a finished one is a no-op. A non-empty folder without the marker (another tool's
-files) is never touched.
+(:mod:`.subjects`), so an interrupted run resumes and a finished one is a no-op.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -23,14 +16,12 @@ import numpy as np
 import torch
 
 from .. import genebody_writer as gw
-from ..meshio import atomic_write_bytes
+from ..bench_extensions import write_info
 from .camera_rig import ring_cameras
 from .person import Person, fitted_pose, make_person
 from .render import PersonRenderer, depth_maps, studio_background
-
-GENERATOR = "bench-synthetic"
-VERSION = 1  # bump when the output for given settings changes
-MARKER = ".bench-synthetic.json"
+from .subjects import (GENERATOR, VERSION, prepare_subject_dir, read_marker, signature, subject_done, subject_seed,
+                       write_marker)
 
 Progress = Callable[[int, int, str], None]  # (done, total, message), counted in rendered subject-frames
 
@@ -44,46 +35,6 @@ def subject_names(subjects: int | list[str]) -> list[str]:
     if not names or len(set(names)) != len(names):
         raise ValueError(f"subjects must be distinct, non-empty names, got {names}")
     return names
-
-
-def _subject_seed(seed: int, name: str) -> np.random.SeedSequence:
-    return np.random.SeedSequence([int(seed), zlib.crc32(name.encode())])
-
-
-def _signature(settings: dict, name: str) -> str:
-    blob = json.dumps({"settings": settings, "subject": name, "version": VERSION}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _read_marker(sdir: Path) -> dict:
-    try:
-        marker = json.loads((sdir / MARKER).read_text())
-    except (OSError, ValueError):
-        return {}
-    return marker if isinstance(marker, dict) else {}
-
-
-def _subject_done(sdir: Path, sig: str) -> bool:
-    marker = _read_marker(sdir)
-    return marker.get("complete") is True and marker.get("signature") == sig
-
-
-def _write_marker(sdir: Path, sig: str, summary: dict | None) -> None:
-    marker = {"generator": GENERATOR, "version": VERSION, "signature": sig, "complete": summary is not None}
-    if summary is not None:
-        marker["summary"] = summary
-    atomic_write_bytes(sdir / MARKER, json.dumps(marker, sort_keys=True, default=_json_default).encode())
-
-
-def _prepare_subject_dir(sdir: Path) -> None:
-    """Empty a stale subject folder we made before; refuse to touch folders another tool made."""
-    if not sdir.exists():
-        return
-    if (sdir / MARKER).exists():
-        shutil.rmtree(sdir)
-    elif any(sdir.iterdir()):
-        raise FileExistsError(f"{sdir} exists and was not written by the synthetic generator "
-                              f"(no {MARKER}); move it away or choose another output folder")
 
 
 def _write_subject(root: Path, person: Person, rng_seed: np.random.SeedSequence, settings: dict,
@@ -186,24 +137,24 @@ def generate_genebody(out_dir: str | Path, *, subjects: int | list[str] = 4, tes
     summaries: dict[str, dict] = {}
     todo = []
     for name in names:
-        sig = _signature(settings, name)
-        if _subject_done(root / name, sig):
-            summaries[name] = _read_marker(root / name).get("summary", {})
+        sig = signature(settings, name)
+        if subject_done(root / name, sig):
+            summaries[name] = read_marker(root / name).get("summary", {})
             with lock:
                 done += frames
                 if progress is not None:
                     progress(done, total, f"{name} already complete")
         else:
-            _prepare_subject_dir(root / name)
+            prepare_subject_dir(root / name)
             todo.append((name, sig))
 
     def one(item):
         name, sig = item
-        _write_marker(root / name, sig, None)
-        s_person, s_scene = _subject_seed(seed, name).spawn(2)
+        write_marker(root / name, sig, None)
+        s_person, s_scene = subject_seed(seed, name).spawn(2)
         person = make_person(name, s_person, voxel=voxel)
         summary = _write_subject(root, person, s_scene, settings, tick)
-        _write_marker(root / name, sig, summary)
+        write_marker(root / name, sig, summary)
         return summary
 
     n_workers = max(1, min(len(todo), workers if workers is not None else min(2, os.cpu_count() or 1)))
@@ -220,7 +171,7 @@ def generate_genebody(out_dir: str | Path, *, subjects: int | list[str] = 4, tes
     summaries.update({name: r for (name, _), r in zip(todo, results)})
     summaries = {name: summaries[name] for name in names}
 
-    gw.write_info(root, {
+    write_info(root, {
         "generator": GENERATOR, "version": VERSION, "settings": settings, "seed": int(seed),
         "resolution": [int(width), int(height)], "fit_error_m": float(fit_error),
         "split": split, "subjects": summaries,
@@ -230,10 +181,3 @@ def generate_genebody(out_dir: str | Path, *, subjects: int | list[str] = 4, tes
     })
     return root
 
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

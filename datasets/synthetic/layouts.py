@@ -25,12 +25,15 @@ import numpy as np
 
 from .. import vsense_writer as vw
 from .. import zjumocap_writer as zw
+from ..bench_extensions import write_info
 from ..camera import Camera
-from .generate import (GENERATOR, _prepare_subject_dir, _read_marker, _signature, _subject_done,
-                       _subject_seed, _write_marker)
+from ..zjumocap import NHP_SPLIT
+from ..zjumocap_naming import PAREN_MISSING_VIEWS, camera_folder, image_name, uses_paren_naming
 from .person import Person, fitted_pose, make_person
 from .render import PersonRenderer, studio_background
 from .skeleton import axis_angle_to_matrix, matrix_to_axis_angle
+from .subjects import (GENERATOR, prepare_subject_dir, read_marker, signature, subject_done, subject_seed,
+                       write_marker)
 
 Progress = Callable[[int, int, str], None]
 
@@ -129,22 +132,22 @@ def _run_subjects(root: Path, names: list[str], people: list[str], settings: dic
 
     for name, who in zip(names, people):
         sdir = root / name
-        sig = _signature({**settings, "person": who}, name)
-        if _subject_done(sdir, sig):
-            summaries[name] = _read_marker(sdir).get("summary", {})
+        sig = signature({**settings, "person": who}, name)
+        if subject_done(sdir, sig):
+            summaries[name] = read_marker(sdir).get("summary", {})
             done += frames
             if progress is not None:
                 progress(done, total, f"{name} already complete")
             continue
-        _prepare_subject_dir(sdir)
-        _write_marker(sdir, sig, None)
-        s_person, _ = _subject_seed(seed, who).spawn(2)  # the same person as generate_genebody's `who`
+        prepare_subject_dir(sdir)
+        write_marker(sdir, sig, None)
+        s_person, _ = subject_seed(seed, who).spawn(2)  # the same person as generate_genebody's `who`
         person = make_person(who, s_person, voxel=settings["voxel"])
         s_scene = np.random.SeedSequence([int(seed), *(ord(ch) for ch in f"{settings['layout']}:{name}")])
         summary = write_subject(sdir, name, person, s_scene, tick)
         summary["person"] = who
         summaries[name] = summary
-        _write_marker(sdir, sig, summary)
+        write_marker(sdir, sig, summary)
     return summaries
 
 
@@ -186,7 +189,7 @@ def generate_zjumocap(out_dir: str | Path, *, subjects: int | Sequence[str] = 2,
     def write_subject(sdir: Path, name: str, person: Person, s_scene, tick) -> dict:
         r_cam, r_bg, r_fit, r_noise = (np.random.default_rng(s) for s in s_scene.spawn(4))
         scene = _Scene(person, ZJU_FROM_GENERATOR, up_axis=2)
-        paren = zw.uses_paren_naming(name)
+        paren = uses_paren_naming(name)
         k1 = float(distortion)
 
         def lens(rng):
@@ -197,11 +200,11 @@ def generate_zjumocap(out_dir: str | Path, *, subjects: int | Sequence[str] = 2,
                      radius=(2.9, 3.3), eye_height=(1.0, 1.5), target=np.array([0.0, 0.0, 0.9]),
                      up=np.array([0.0, 0.0, 1.0]), up_axis=2, dist=lens, centre_jitter=0.01)
         cameras = {f"{i:02d}": cam for i, cam in enumerate(ring)
-                   if not (paren and f"{i:02d}" in zw.PAREN_MISSING_VIEWS)}
+                   if not (paren and f"{i:02d}" in PAREN_MISSING_VIEWS)}
         ids = sorted(cameras)
         render_cams = [scene.generator_camera(cameras[v]) for v in ids]
         numbers = [f + 1 if paren else f for f in range(frames)]
-        rel = [[f"{zw.camera_folder(v, paren)}/{zw.image_name(name, v, n, paren)}" for v in ids] for n in numbers]
+        rel = [[f"{camera_folder(v, paren)}/{image_name(name, v, n, paren)}" for v in ids] for n in numbers]
         zw.write_annots(sdir, cameras, rel)
         zw.write_lbs(sdir, person.surfaces.body.faces, person.body_rest)
         backgrounds = [studio_background(r_bg, width, height) for _ in ids]
@@ -227,11 +230,9 @@ def generate_zjumocap(out_dir: str | Path, *, subjects: int | Sequence[str] = 2,
                 "fit_rms_m": [round(e, 5) for e in fit_rms], "world_from_generator": {"A": scene.A, "c": scene.c}}
 
     summaries = _run_subjects(root, names, who, settings, seed, frames, progress, write_subject)
-    from ..zjumocap import NHP_SPLIT
-
     test = [s for s in names if s in NHP_SPLIT["test"]] or [names[-1]]
     split = {"train": [s for s in names if s not in test], "test": test, "neuralbody": list(names)}
-    zw.write_info(root, {
+    write_info(root, {
         "generator": GENERATOR, "layout": "zjumocap", "settings": settings, "seed": int(seed),
         "resolution": [int(width), int(height)], "split": split, "subjects": summaries,
         "conventions": "ZJU-MoCap layout: OpenCV cameras, T in millimetres in annots.npy, world +z up, floor z=0, "
@@ -308,7 +309,7 @@ def generate_vsense(out_dir: str | Path, *, subjects: int | Sequence[str] = 2, p
 
     summaries = _run_subjects(root, names, who, settings, seed, frames, progress, write_subject)
     split = {"train": names[:len(names) - test_subjects], "test": names[len(names) - test_subjects:]}
-    vw.write_info(root, {
+    write_info(root, {
         "generator": GENERATOR, "layout": "vsense", "settings": settings, "seed": int(seed),
         "resolution": [int(width), int(height)], "split": split, "subjects": summaries,
         "conventions": "GNR V-sense layout: OpenGL PARAM matrices (w2c = diag(1,-1,-1,1) view rot norm), "

@@ -20,7 +20,7 @@ from .console import console, progress_bar
 @click.option("--no-lpips-cache", is_flag=True, help="compute ground-truth LPIPS features without a cache")
 def score(predictions, lpips_weights, device, nets, workers, lpips_cache, no_lpips_cache):
     """(Re)score predictions folders; writes results.json beside each (resumes from scores.jsonl there)."""
-    from bench.harness.atomic import write_json
+    from bench.io import write_json
     from bench.harness.scoring import results_path, score_predictions
 
     for p in predictions:

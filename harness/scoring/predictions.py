@@ -131,7 +131,7 @@ class Predictions:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def write_info(self, info: Mapping) -> None:
-        from bench.harness.atomic import write_json
+        from bench.io import write_json
 
         write_json(self.root / INFO_FILE, dict(info))
 
@@ -146,7 +146,7 @@ class Predictions:
         ``color``: the render (H,W,3) float in [0,1] (stored by :func:`color_u8`); ``gt``: (H,W,3) uint8;
         ``mask``: (H,W) bool; ``camera``: ``Camera.to_dict()`` of the target.
         """
-        from bench.harness.atomic import write_json, write_png
+        from bench.io import write_json, write_png
 
         name = prediction_name(frame, view)
         write_png(self.gt_path(name), gt)

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
@@ -36,6 +35,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.io import file_sha256, timestamp, write_text
+
 from .predictions import COLOR, Predictions, frame_view, scores_path
 
 POOL_MIN_PIXELS = 48 * 512 * 512  # automatic worker count: less work than this is not worth a pool's start-up
@@ -44,16 +45,12 @@ log = logging.getLogger("bench")
 Progress = Callable[[int, int], None]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def folder_digest(files: list[Path], digests: dict[str, str] | None = None) -> str:
     """sha256 over (file name, file sha256) pairs in name order (``digests``: file sha256s already known, by path)."""
     h = hashlib.sha256()
     for f in sorted(files, key=lambda p: p.name):
         h.update(f.name.encode())
-        h.update((digests[str(f)] if digests and str(f) in digests else _sha256(f)).encode())
+        h.update((digests[str(f)] if digests and str(f) in digests else file_sha256(f)).encode())
     return h.hexdigest()
 
 
@@ -177,7 +174,6 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
     features (None: none). ``progress(done, total)`` after each batch of images. Per-image values are kept in
     :func:`scores_path` so a restarted scoring skips what was finished.
     """
-    from bench.harness.atomic import write_text
     from bench.harness.resources import available_cpus
 
     from .lpips_weights import LPIPSWeightsMissing
@@ -216,12 +212,12 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
     settings = {**metric_settings(list(lpips_models.values())), "lpips_requested": list(nets),
                 **({"metric_mask": masked_settings} if masked_settings else {})}
 
-    digests = {str(f): _sha256(f) for f in preds + gts}
+    digests = {str(f): file_sha256(f) for f in preds + gts}
     fingerprint = _settings_fingerprint(settings, nets, lpips_missing, mode, background, proto.get("box_padding"))
     keys = {}
     for p, g in zip(preds, gts):
         mask = masks.get(p.stem)
-        mask_sha = _sha256(mask) if mask is not None and mask.exists() else ""
+        mask_sha = file_sha256(mask) if mask is not None and mask.exists() else ""
         keys[p.stem] = hashlib.sha256(f"{fingerprint}/{digests[str(p)]}/{digests[str(g)]}/{mask_sha}".encode()
                                       ).hexdigest()[:32]
     cache_file = scores_path(pred_dir)
@@ -284,7 +280,7 @@ def score_predictions(pred_dir: str | Path, lpips_source: str | None = None, dev
         "metric_settings": settings,
         "lpips_missing": lpips_missing,
         "predictions_sha256": folder_digest(preds, digests), "ground_truth_sha256": folder_digest(gts, digests),
-        "scored": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "scored": timestamp(),
     }
 
 

@@ -1,7 +1,9 @@
 """Atomic file writes: a reader (or a resumed job) never sees a half-written file.
 
-Everything bench writes goes to a temporary file in the destination folder and is renamed into place, so a
-job killed at any instant leaves either the old file or the new one, never a truncated one.
+Everything bench writes -- run records, checkpoints, predictions, synthetic datasets -- goes to a temporary file in
+the destination folder, is flushed to disk (``fsync``) and renamed into place, so a job killed or a machine that
+loses power at any instant leaves either the old file or the new one, never a truncated one. Caches may skip the
+``fsync`` (a torn entry is detected and redone); the rename stays atomic.
 """
 from __future__ import annotations
 
@@ -15,11 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .json_encoding import json_default
+
 
 @contextmanager
-def atomic_file(path: str | Path, fsync: bool = True):
+def atomic_file(path: str | Path, fsync: bool = True, mode: int | None = None):
     """A binary file object for ``path`` that appears there, whole, only when the block ends without error.
-    ``fsync=False`` for caches: the rename stays atomic, durability across a power cut is not needed."""
+
+    ``fsync=False`` for caches: the rename stays atomic, durability across a power cut is not needed.
+    ``mode``: permission bits for the new file (the temporary file is created 0600, as :func:`tempfile.mkstemp`
+    makes it; give e.g. ``0o644`` for a file meant to be shared).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -29,6 +37,8 @@ def atomic_file(path: str | Path, fsync: bool = True):
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,18 +55,9 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | Path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+def write_json(path: str | Path, obj, sort_keys: bool = False) -> Path:
+    """``obj`` as indented JSON (numpy values and paths allowed) and a final newline."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys, default=json_default) + "\n")
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:

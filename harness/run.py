@@ -50,7 +50,7 @@ def run_benchmark(*, methods: list[str] | tuple[str, ...], dataset: str = "geneb
     from bench.datasets.protocols import get_protocol
     from bench.datasets.registry import UnknownDatasetError, dataset_spec, open_dataset
 
-    from .executor_config import ExecutorConfigError, settings_from_options
+    from .executors.config import ExecutorConfigError, settings_from_options
     from .executors import ConfigMismatchError, StillRunningError, execute
     from .plan import plan_run
     from .registry import UnknownMethodError, get_spec

@@ -14,10 +14,13 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Literal, get_args
 
 from bench.io import timestamp, write_json
 
-STATUSES = ("pending", "running", "done", "failed")
+# queued: handed to a scheduler (local/SLURM), not started; running: started (or interrupted: the driver tells
+# which); done / failed: final until a rerun
+JobStatus = Literal["queued", "running", "done", "failed"]
 
 
 def config_hash(config: dict) -> str:
@@ -49,6 +52,9 @@ def read_job(job_dir: Path) -> dict | None:
 
 
 def update_job(job_dir: Path, **fields) -> dict:
+    """Merge ``fields`` into the folder's job.json (atomically); ``status`` must be a :data:`JobStatus`."""
+    if "status" in fields and fields["status"] not in get_args(JobStatus):
+        raise ValueError(f"job status {fields['status']!r} is not one of {get_args(JobStatus)}")
     job = read_job(job_dir) or {}
     job.update(fields)
     job["updated"] = timestamp()

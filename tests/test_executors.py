@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.harness import executors
-from bench.harness.executor_config import ExecutorConfigError, load_settings
-from bench.harness.slurm import parse_squeue, squeue
+from bench.harness.executors import backends, driver
+from bench.harness.executors.config import ExecutorConfigError, load_settings
+from bench.harness.executors.slurm import parse_squeue, squeue
 from bench.harness.store import read_job, update_job
 
 from fake_slurm import FakeSlurm
@@ -128,7 +129,7 @@ def _wait(cond, timeout=20.0, what="condition"):
 
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
-    monkeypatch.setattr(executors, "run_job", _fake_run_job)
+    monkeypatch.setattr(backends, "run_job", _fake_run_job)
     return FakeSlurm(tmp_path / "fake-slurm", monkeypatch)
 
 
@@ -210,7 +211,7 @@ def test_restarted_driver_reattaches_and_never_submits_twice(cluster, tmp_path, 
             raise _DriverKilled()
         real_sleep(s)
 
-    monkeypatch.setattr(executors.time, "sleep", sleep)
+    monkeypatch.setattr(driver.time, "sleep", sleep)
     first = Driver(jobs, _settings(), log)
     first.start()
     _wait(lambda: len(cluster.submissions()) == 1, what="the array")
@@ -279,7 +280,7 @@ def test_local_jobs_of_a_dead_driver_are_reattached(tmp_path):
 
 def test_checkpoint_resubmits_the_same_job():
     job = {"id": "m/train", "stage": "train", "dir": "/x"}
-    call = executors.JobCall(job)
+    call = backends.JobCall(job)
     again = call.checkpoint()
     assert again.function is call and again.args == () and again.function.job == job
 
@@ -310,3 +311,14 @@ def test_two_local_tasks_form_a_gloo_process_group(tmp_path, monkeypatch):
     job = ex.submit(_allreduce_probe)
     results = sorted(job.results())
     assert results == [(0, 2, "gloo", 3.0, 0), (1, 2, "gloo", 3.0, 1)]
+
+
+def test_job_status_vocabulary_is_declared_and_enforced(tmp_path):
+    from typing import get_args
+
+    from bench.harness.store import JobStatus, update_job
+
+    assert set(get_args(JobStatus)) == {"queued", "running", "done", "failed"}  # "queued" is written by the driver
+    update_job(tmp_path, status="queued")
+    with pytest.raises(ValueError, match="pending"):
+        update_job(tmp_path, status="pending")

@@ -106,7 +106,7 @@ def test_scorer_reads_the_writers_folder_and_parses_names_without_camera_records
 
 
 def test_force_removes_exactly_the_outputs_of_a_job(tmp_path):
-    from bench.harness.executors import _reset
+    from bench.harness.executors import reset_outputs as _reset
 
     job = tmp_path / "job"
     folder = Predictions(job / "predictions")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.harness.slurm import slurm_available, squeue
+from bench.harness.executors.slurm import slurm_available, squeue
 from bench.harness.store import read_job
 from bench.harness.trainer import latest_checkpoint
 

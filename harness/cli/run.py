@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.harness.executor_config import executor_options
+from bench.harness.executors.config import executor_options
 
 from .args import parse_sets
 from .console import console, fail, jobs_progress

@@ -32,6 +32,9 @@ Validation: opening checks the root, ``bench-info.json``, every subject's ``anno
 shapes, each camera through :func:`~bench.datasets.camera.check_camera`, camera folder names) and that every
 image and mask it names exists (folder listings only). Images and bodies are decoded and checked when loaded;
 :meth:`ZJUMoCapReader.check` walks them all. Every problem raises :class:`DatasetError` naming the file and the field.
+
+Length: every line here is one of the ZJU quirks listed above (folder names, frame numbering, units,
+undistortion, mask variants, two body layouts); what all readers share is in ``capture_reader.py``.
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ Each subject gets two watertight rest-pose meshes sharing one skeleton:
 Both are built by marching cubes on a signed-distance grid, then skinned with weights that fall off with the
 distance to each bone's primitives, so every vertex follows the bones it sits on and blends across joints.
 Model space is the skeleton's (+y up, +x subject's left, +z forward, pelvis at the origin, metres).
+
+Length: one model; about half the file is the body's and garments' primitive tables, which read best beside the
+code that meshes and skins them.
 """
 from __future__ import annotations
 

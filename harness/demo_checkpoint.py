@@ -33,7 +33,7 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     """Weights of the newest checkpoint of training job ``train_dir`` -> ``out`` with config and provenance."""
     import torch
 
-    from bench.methods.nerf_common import safe_torch_load
+    from bench.methods.learned import safe_torch_load
 
     from .atomic import write_json
     from .trainer import checkpoint_step, latest_checkpoint

@@ -64,7 +64,7 @@ def test_resume_is_bit_for_bit(capture, tmp_path):
 def test_render_shape_range_and_info(capture, tmp_path):
     m = GNRMethod(config_overrides=TINY)
     info = m.get_info()
-    assert info["num_iterations"] == 10 and info["method_id"] == "gnr" and info["kind"] == "generalizable"
+    assert info["num_iterations"] == 10 and info["method_id"] == "gnr"
     out = m.render(_request(capture))
     assert out["color"].shape == (64, 64, 3) and out["color"].dtype == np.float32
     assert out["alpha"].shape == (64, 64) and out["depth"].shape == (64, 64)

@@ -16,18 +16,18 @@ from bench.harness.training_data import TrainData
 PRESET = "cpu-smoke"
 
 
-@pytest.fixture(autouse=True)
-def _torch_on_one_thread():
-    """Small tensors on a shared 2-core machine: one intra-op thread is several times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method", ["gnr", "pixelnerf", "ibrnet", "nhp"])
 def test_render_a_trained_checkpoint_with_a_preset(method, tiny_genebody, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors on a shared 2-core machine: one intra-op thread is several times faster
+    try:
+        _train_save_and_render(method, tiny_genebody, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_save_and_render(method, tiny_genebody, tmp_path):
     import imageio.v2 as imageio
 
     reader = GeneBodyReader(tiny_genebody)

@@ -110,14 +110,17 @@ def part_train(args, root: Path, work: Path, budget_s: float) -> dict:
 
     from bench.datasets.genebody import GeneBodyReader
     from bench.datasets.protocols import get_protocol
+    from bench.harness.registry import get_spec, resolve_config
     from bench.harness.training_data import TrainData
     from bench.methods.gnr import GNRMethod
 
     reader = GeneBodyReader(root)
     protocol = get_protocol("genebody-gnr").with_overrides(crop_size=args.size, frame_step=1)
-    config = {"preset": "cpu-smoke", **TINY_GNR} if args.tiny else {"preset": "gnr", "lr": args.lr}
-    config["device"] = args.device
-    method = GNRMethod(train_data=TrainData(reader, protocol), config_overrides=config)
+    preset, overrides = ("cpu-smoke", dict(TINY_GNR)) if args.tiny else ("gnr", {"lr": args.lr})
+    overrides["device"] = args.device
+    config = {"preset": preset, **overrides}  # as recorded; the method gets the preset resolved by the spec
+    method = GNRMethod(train_data=TrainData(reader, protocol),
+                       config_overrides=resolve_config(get_spec("gnr"), preset, overrides))
     t = time.perf_counter()
     step, log = 0, []
     while step < args.max_steps and (step == 0 or time.perf_counter() - t < budget_s):

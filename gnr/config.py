@@ -107,15 +107,13 @@ class GNRConfig:
 
     @classmethod
     def from_overrides(cls, overrides: dict | None = None, preset: str | None = None) -> "GNRConfig":
-        """Defaults <- preset (``overrides["preset"]`` or ``preset``) <- overrides; unknown keys raise."""
-        overrides = dict(overrides or {})
-        name = overrides.pop("preset", None) or preset
+        """Defaults <- preset ``preset`` <- overrides; unknown keys raise."""
         merged: dict = {}
-        if name is not None:
-            if name not in PRESETS:
-                raise KeyError(f"unknown GNR preset {name!r}; presets: {sorted(PRESETS)}")
-            merged.update(PRESETS[name])
-        merged.update(overrides)
+        if preset is not None:
+            if preset not in PRESETS:
+                raise KeyError(f"unknown GNR preset {preset!r}; presets: {sorted(PRESETS)}")
+            merged.update(PRESETS[preset])
+        merged.update(overrides or {})
         merged = {k: v for k, v in merged.items() if not k.startswith("_")}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(merged) - known)

@@ -73,10 +73,11 @@ def gnr_perf(checkpoint: str | None = None, root: str | Path | None = None, devi
         protocol = get_protocol("genebody-gnr").with_overrides(crop_size=int(size), frame_step=1)
         data = TrainData(reader, protocol)
         config = {"device": device, **(overrides or {})}
-        if preset:
-            config["preset"] = preset
-        elif not checkpoint:
-            config["preset"] = "gnr" if torch.device(device).type == "cuda" else "cpu-smoke"
+        if preset or not checkpoint:
+            from bench.harness.registry import get_spec, resolve_config
+
+            default = "gnr" if torch.device(device).type == "cuda" else "cpu-smoke"
+            config = resolve_config(get_spec("gnr"), preset or default, config)
         method = GNRMethod(checkpoint=checkpoint, train_data=data, config_overrides=config)
         dev = method.device
         start = method.trainer.step

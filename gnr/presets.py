@@ -18,6 +18,9 @@ _OFFICIAL_QUIRKS = {
     "uv_convention": "official",  # grid_sample at u/W*2-1 with align_corners=False (half-pixel shift)
     "alpha_mode": "occupancy",  # alpha = 1-exp(-relu(sigma)), sample spacing ignored
     "inside_test": "raycast",  # the mesh_grid extension decides inside/outside by ray parity
+    # the official training recipe, stated so the preset means the same on top of any base (GNRMethod applies
+    # presets over its default ``gnr`` preset, i.e. over bench's recipe below); these are GNRConfig's defaults
+    "fg_ray_fraction": 0.0, "nerf_init": "official", "raw_noise_std": 1.0, "mask_loss": 0.0, "sigma_bias": 0.0,
 }
 
 # bench's training recipe (gnr/README.md, "Why training collapsed"): with the official one, density never leaves

@@ -8,10 +8,15 @@ the official per-epoch decay expressed per step (decay = ``lr_decay_epochs`` x o
 
 Randomness comes from two private generators (numpy for sampling, torch for jitter and density noise) whose
 states are checkpointed, so a resumed run continues bit-for-bit.
+
+Data-parallel training is the caller's: it passes each rank's generator ``seed`` and a ``sync_gradients`` hook
+that runs between ``backward()`` and the optimiser step (bench's method wrapper passes
+:func:`bench.harness.distributed.average_gradients`); this package imports nothing from the harness.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -41,25 +46,24 @@ def official_ray_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 class GNRTrainer:
     """Optimiser, schedule and RNG state around a :class:`GNRModel`.
 
-    ``module`` is what the forward pass goes through: the model itself, or a DDP wrapper set by
-    :meth:`wrap` (the harness's torchrun launcher). ``rank`` offsets the seeds so ranks draw different samples.
+    ``seed`` seeds the sampling generators (default ``cfg.seed``; a data-parallel caller gives each rank its own).
+    ``sync_gradients(params)`` runs between ``backward()`` and the optimiser step on the optimised parameters
+    (default: nothing; data-parallel callers average the gradients over ranks there).
     """
 
-    def __init__(self, model: GNRModel, train_data, device, rank: int = 0):
+    def __init__(self, model: GNRModel, train_data, device, seed: int | None = None,
+                 sync_gradients: Callable[[list], None] | None = None):
         self.model, self.cfg, self.data, self.device = model, model.cfg, train_data, torch.device(device)
-        self.module = model
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr, betas=(0.9, 0.999))
+        self.sync_gradients = sync_gradients
         self.steps_per_epoch = max(1, len(train_data) // max(1, self.cfg.train_skip))
         self.decay_steps = self.cfg.lr_decay_steps or self.cfg.lr_decay_epochs * self.steps_per_epoch
-        self.np_rng = np.random.default_rng(self.cfg.seed + rank)
+        seed = self.cfg.seed if seed is None else int(seed)
+        self.np_rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator(device=self.device)
-        self.torch_gen.manual_seed(self.cfg.seed + rank)
+        self.torch_gen.manual_seed(seed)
         self.step = 0
-
-    def wrap(self, wrapper) -> None:
-        """Route the forward pass through ``wrapper(model)`` (e.g. DistributedDataParallel)."""
-        self.module = wrapper(self.model)
 
     def lr_at(self, step: int) -> float:
         return self.cfg.lr * 0.1 ** (step / self.decay_steps)
@@ -102,7 +106,7 @@ class GNRTrainer:
         gt = torch.as_tensor(target.image[rows, cols], dtype=torch.float32, device=self.device) / 255.0
 
         self.model.train()
-        out = self.module(frame, rays, cfg.n_samples, True, self.torch_gen)
+        out = self.model(frame, rays, cfg.n_samples, True, self.torch_gen)
         bg = torch.as_tensor(req.background, dtype=torch.float32, device=self.device)
         rest = (1.0 - out["acc"])[:, None] * bg
         loss_nerf = torch.mean((out["rgb"] + rest - gt) ** 2)
@@ -114,6 +118,8 @@ class GNRTrainer:
             loss = loss + cfg.mask_loss * loss_mask
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.sync_gradients is not None:
+            self.sync_gradients([p for g in self.optimizer.param_groups for p in g["params"]])
         self.optimizer.step()
         self.step = step + 1
         att = float(loss_att.detach())
@@ -130,9 +136,13 @@ class GNRTrainer:
             state["torch_cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, generators: bool = True) -> None:
+        """Restore step and optimiser, and with ``generators`` the random generators (a data-parallel rank other
+        than the one that saved them keeps its own)."""
         self.step = int(state["step"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if not generators:
+            return
         self.np_rng.bit_generator.state = state["np_rng"]
         self.torch_gen.set_state(state["torch_gen"])
         torch.set_rng_state(state["torch_cpu_rng"])

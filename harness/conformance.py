@@ -16,7 +16,11 @@ For every method:
 For learned methods also, through the harness's own loop (:func:`bench.harness.trainer.train_loop`):
   * ``train, save, reload``: N steps, the checkpoint reloads with ``loaded_step == N`` and renders identically;
   * ``resume bit-exact``: k steps, checkpoint, a new instance from it, N - k more steps: renders and checkpoint
-    contents (weights, optimiser, RNG) equal the straight run's.
+    contents (weights, optimiser, RNG) equal the straight run's;
+  * ``data-parallel (2 ranks)``: for specs declaring ``distributed``, 2-rank gloo training through the harness
+    equals the gradient-averaged single-process step (:func:`bench.harness.ddp_check.check_data_parallel`).
+
+Length: the check list reads as one specification of the contract; each check is a few lines beside the others.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from .method import KINDS, LEARNED_KINDS, MethodSpec, RenderRequest, TrainData
+from .method import KINDS, LEARNED_KINDS, ConfigError, MethodSpec, RenderRequest, TrainData
 
 log = logging.getLogger("bench")
 
@@ -190,7 +194,7 @@ def _declared_inputs(ctx: Context) -> str:
 def _config_refusal(ctx: Context) -> str:
     try:
         ctx.cls(config_overrides={**ctx.config, UNKNOWN_KEY: 1})
-    except (ValueError, KeyError) as e:
+    except ConfigError as e:
         if UNKNOWN_KEY not in str(e):
             raise AssertionError(f"refused the unknown key {UNKNOWN_KEY!r} without naming it: {e}") from None
         return f"{type(e).__name__}: {e}"[:160]
@@ -277,6 +281,18 @@ def _render_contract(ctx: Context) -> str:
         f"; {n[6:]}" for n in sorted(notes) if n.startswith("note: "))
 
 
+def _data_parallel(ctx: Context) -> str:
+    if not ctx.spec.get("distributed"):
+        return "not declared (spec 'distributed'): the harness refuses to train it on more than one rank"
+    from .ddp_check import check_data_parallel
+
+    proto = ctx.train_data.protocol
+    r = check_data_parallel(ctx.spec["id"], root=ctx.root, protocol=proto.name, tmp_path=ctx.workdir / "ddp",
+                            config=ctx.config, protocol_overrides={"crop_size": proto.crop_size, "frame_step": 1})
+    return (f"{r['world_size']} gloo ranks == the gradient-averaged step (max relative difference "
+            f"{r['max_relative_diff']:.1g}; {r['opposite_sign_gradients']} gradients disagree in sign across ranks)")
+
+
 CHECKS: list[Check] = [
     Check("class contract", _class_contract),
     Check("declared inputs", _declared_inputs),
@@ -285,6 +301,7 @@ CHECKS: list[Check] = [
     Check("train, save, reload", _train_save_reload, LEARNED_KINDS, needs=("class contract",)),
     Check("resume bit-exact", _resume_bit_exact, LEARNED_KINDS, needs=("train, save, reload",)),
     Check("render contract", _render_contract, needs=("class contract",)),
+    Check("data-parallel (2 ranks)", _data_parallel, LEARNED_KINDS, needs=("train, save, reload",)),
 ]
 
 

@@ -32,7 +32,7 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     import torch
 
     from bench.io import file_sha256, timestamp, write_json
-    from bench.methods.nerf_common import safe_torch_load
+    from bench.methods.learned import safe_torch_load
 
     from .trainer import checkpoint_step, latest_checkpoint
 

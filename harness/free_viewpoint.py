@@ -114,8 +114,9 @@ def crop_to_body(camera: Camera, vertices: np.ndarray, size: int, pad: float = 1
 def make_method(method_id: str, checkpoint: str | None = None, preset: str | None = None,
                 overrides: dict | None = None):
     """A registered method for rendering. ``checkpoint`` may be a checkpoint folder or a training folder (its
-    latest ``checkpoints/step-*`` is used). With a checkpoint only ``overrides`` are passed (the checkpoint carries
-    its configuration); without one the preset (default: the spec's) is resolved."""
+    latest ``checkpoints/step-*`` is used). The config is the spec's ``preset`` under ``overrides``
+    (:func:`~bench.harness.registry.resolve_config`); with a checkpoint, which carries its own configuration, the
+    spec's default preset is not applied: only a preset named here and the overrides go on top of it."""
     from bench.harness.registry import get_spec, load_method_class, resolve_config
     from bench.harness.trainer import latest_checkpoint
 
@@ -130,9 +131,7 @@ def make_method(method_id: str, checkpoint: str | None = None, preset: str | Non
             if found is None:
                 raise FileNotFoundError(f"{ckpt}/checkpoints holds no finished checkpoint")
             ckpt = found
-        config = dict(overrides or {})
-        if preset:
-            config["preset"] = preset
+        config = resolve_config(spec, preset, overrides) if preset else dict(overrides or {})
         return cls(checkpoint=str(ckpt), config_overrides=config)
     return cls(config_overrides=resolve_config(spec, preset, overrides))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.io import timestamp, write_json
+
 from .provenance import provenance
 from .resources import Stopwatch, peak_memory
 from .store import read_job, update_job, write_progress
@@ -71,21 +72,54 @@ def _configure_torch(job: dict):
     torch.manual_seed(int(job.get("seed", 0)))
 
 
-def _train(job: dict, job_dir: Path, progress) -> dict:
+def build_training(job: dict):
+    """The method of training job ``job``, ready to step: ``(method, first step, number of steps)``, resumed from the
+    job's newest checkpoint. Rank 0 (the job, :func:`_train`) and the other ranks of a data-parallel job
+    (:func:`follow_training`) both build it here, so they are identical by construction.
+
+    A job with several ranks is refused here, before any training, unless the method's spec declares
+    ``"distributed": True`` (it averages gradients and samples per rank through :mod:`bench.harness.distributed`)."""
     from bench.datasets.registry import open_dataset
 
-    from .trainer import checkpoint_step, latest_checkpoint, train_loop
+    from .distributed import info
+    from .registry import get_spec, load_method_class
+    from .trainer import checkpoint_step, latest_checkpoint
     from .training_data import TrainData
 
+    spec = get_spec(job["method"])
+    world = info().world_size
+    if world > 1 and not spec.get("distributed"):
+        raise RuntimeError(f"method {job['method']!r} does not declare data-parallel training (its spec lacks "
+                           f"\"distributed\": True), but training job {job.get('id', job['method'])!r} runs on "
+                           f"{world} ranks; give it one task (gpus_per_node/tasks_per_node 1) or make the method "
+                           f"sample per rank and average gradients through bench.harness.distributed")
     _configure_torch(job)
     reader = open_dataset(job["dataset"], job["root"])
-    protocol = _protocol(job, reader)
-    data = TrainData(reader, protocol, subjects=job.get("train_subjects") or None)
-    cls = _method_class(job["method"])
-    ckpt = latest_checkpoint(job_dir)
+    data = TrainData(reader, _protocol(job, reader), subjects=job.get("train_subjects") or None)
+    ckpt = latest_checkpoint(Path(job["dir"]))
     start = checkpoint_step(ckpt) if ckpt else 0
-    method = cls(checkpoint=str(ckpt) if ckpt else None, train_data=data, config_overrides=job["method_config"])
+    method = load_method_class(spec)(checkpoint=str(ckpt) if ckpt else None, train_data=data,
+                                     config_overrides=job["method_config"])
     n = int(job.get("num_iterations") or method.get_info().get("num_iterations", 0))
+    return method, start, n
+
+
+def follow_training(job: dict) -> dict:
+    """What ranks other than 0 run for a training job: the same method, built by the same :func:`build_training`
+    from the same checkpoint, stepped for the same iterations, writing nothing (rank 0 records the job, saves
+    checkpoints and logs)."""
+    from .distributed import info
+
+    method, start, n = build_training(job)
+    for step in range(start, n):
+        method.train_iteration(step)
+    return {"rank": info().rank, "steps": n - start, "resumed_from_step": start}
+
+
+def _train(job: dict, job_dir: Path, progress) -> dict:
+    from .trainer import train_loop
+
+    method, start, n = build_training(job)
     every = int(job.get("checkpoint_every") or max(1, n // 10))
     summary = train_loop(method, job_dir, start, n, every, progress=progress)
     return {"train_s": summary["seconds"], "resumed_from_step": start, "num_iterations": n,

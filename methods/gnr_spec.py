@@ -33,4 +33,5 @@ SPEC = {
     "presets": {name: dict(values) for name, values in PRESETS.items()},
     "default_preset": DEFAULT_PRESET,
     "install": "pip install warp-lang  (bench.gnr's body embedding uses NVIDIA warp)",
+    "distributed": True,  # data-parallel training: the harness samples per rank and averages gradients
 }

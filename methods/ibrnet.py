@@ -45,9 +45,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.datasets.views import RenderRequest
-from bench.harness.method import MethodInfo, ModelInfo
 
-from . import nerf_common as nc
+from . import raymarch as rm
+from .learned import LearnedMethod, step_decay_lr
+from .source_views import SourceViews, inside_image, request_inputs, sample_maps
 
 METHOD_ID = "ibrnet"
 DENSITY_INIT = 0.1  # initial per-sample density of both aggregation nets, see the module docstring
@@ -262,16 +263,16 @@ class IBRNetModel(nn.Module):
         self.net_fine = (Aggregator(int(cfg["fine_feat_dim"]), int(cfg["n_samples"]) + int(cfg["n_importance"]),
                                     bool(cfg["anti_alias_pooling"])) if fine else None)
 
-    def gather(self, net: Aggregator, feats: torch.Tensor, src: nc.SourceViews, target_center: torch.Tensor,
+    def gather(self, net: Aggregator, feats: torch.Tensor, src: SourceViews, target_center: torch.Tensor,
                pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pts (R,K,3) -> rgb (R,K,3), sigma (R,K) from the source views."""
         R, K, _ = pts.shape
         p = pts.reshape(-1, 3)
         cams = src.cams
         uv, z = cams.project(p)  # (S,P,2), (S,P)
-        rgb = nc.sample_maps(src.images, uv, cams.width, cams.height, "zeros")  # (S,P,3)
-        feat = nc.sample_maps(feats, uv, cams.width, cams.height, "zeros")  # (S,P,C)
-        mask = nc.inside_image(uv, z, cams.width, cams.height).float()[..., None]  # (S,P,1)
+        rgb = sample_maps(src.images, uv, cams.width, cams.height, "zeros")  # (S,P,3)
+        feat = sample_maps(feats, uv, cams.width, cams.height, "zeros")  # (S,P,C)
+        mask = inside_image(uv, z, cams.width, cams.height).float()[..., None]  # (S,P,1)
         to_tgt = F.normalize(target_center - p, dim=-1, eps=1e-6)  # (P,3)
         to_src = F.normalize(cams.center[:, None] - p[None], dim=-1, eps=1e-6)  # (S,P,3)
         diff = to_tgt[None] - to_src
@@ -281,139 +282,73 @@ class IBRNetModel(nn.Module):
         return net(per_view(torch.cat([rgb, feat], -1)), per_view(ray_diff), per_view(mask))
 
 
-class IBRNet:
-    """bench method wrapper: training steps, rendering, checkpoints."""
+class IBRNet(LearnedMethod):
+    """IBRNet's training steps and rendering on bench's learned-method skeleton (:class:`LearnedMethod`)."""
 
-    def __init__(self, *, checkpoint=None, train_data=None, config_overrides=None):
-        saved, state = (None, None)
-        if checkpoint is not None:
-            saved, state = nc.load_state(checkpoint, METHOD_ID)
-        self.config = nc.merge_config(DEFAULTS, saved, config_overrides, METHOD_ID)
+    METHOD_ID, DEFAULTS, NETWORK = METHOD_ID, DEFAULTS, IBRNetModel
+    ENCODER_INIT = "random (IBRNet trains its feature network from scratch)"
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
+        mlps = list(self.model.net_coarse.parameters())
+        if self.model.net_fine is not None:
+            mlps += list(self.model.net_fine.parameters())
+        return torch.optim.Adam([
+            {"params": mlps, "lr": float(c["lr_mlp"]), "base_lr": float(c["lr_mlp"])},
+            {"params": list(self.model.feature_net.parameters()), "lr": float(c["lr_feature"]),
+             "base_lr": float(c["lr_feature"])}])
+
+    def check_config(self, c: dict) -> None:
         for k in ("n_samples", "rays_per_step", "render_chunk", "feature_width"):
             if int(c[k]) < 1:
                 raise ValueError(f"ibrnet: {k} must be >= 1, got {c[k]}")
         if len(c["feature_blocks"]) != 3 or min(int(b) for b in c["feature_blocks"]) < 1:
             raise ValueError(f"ibrnet: feature_blocks must be 3 positive block counts, got {c['feature_blocks']}")
-        self.device = nc.resolve_device(c["device"])
-        with torch.random.fork_rng(devices=[]):  # reproducible weight init without touching the global RNG
-            torch.manual_seed(int(c["seed"]))
-            self.model = IBRNetModel(c).to(self.device)
-        self.checkpoint = str(checkpoint) if checkpoint is not None else None
-        self.loaded_step = None
-        if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.loaded_step = int(state["step"])
-        self.train_data = train_data
-        self.rng = nc.TrainRNG(int(c["seed"]), self.device)
-        self.optimizer = None
-        self.step = self.loaded_step or 0
-        if train_data is not None:
-            mlps = list(self.model.net_coarse.parameters())
-            if self.model.net_fine is not None:
-                mlps += list(self.model.net_fine.parameters())
-            self.optimizer = torch.optim.Adam([
-                {"params": mlps, "lr": float(c["lr_mlp"]), "base_lr": float(c["lr_mlp"])},
-                {"params": list(self.model.feature_net.parameters()), "lr": float(c["lr_feature"]),
-                 "base_lr": float(c["lr_feature"])}])
-            if state is not None:
-                if state.get("optimizer") is not None:
-                    self.optimizer.load_state_dict(state["optimizer"])
-                    nc.optimizer_to(self.optimizer, self.device)
-                if state.get("rng") is not None:
-                    self.rng.load_state_dict(state["rng"])
-
-    # --- protocol -------------------------------------------------------------------------------------------
-    @classmethod
-    def get_method_info(cls) -> MethodInfo:
-        return {"method_id": METHOD_ID, "kind": "generalizable", "inputs": ["source-views", "masks", "body-mesh"],
-                "num_iterations": DEFAULTS["num_iterations"]}
-
-    def get_info(self) -> ModelInfo:
-        return {**self.get_method_info(), "num_iterations": int(self.config["num_iterations"]),
-                "loaded_step": self.loaded_step, "loaded_checkpoint": self.checkpoint,
-                "hparams": {**self.config, "encoder_init": "random (IBRNet trains its feature network from scratch)"},
-                "num_parameters": sum(p.numel() for p in self.model.parameters())}
 
     # --- rays ----------------------------------------------------------------------------------------------
-    def _march(self, feats, src, target_center, rays: nc.RayBatch, bg, gen, det: bool) -> dict[str, torch.Tensor]:
+    def _march(self, feats, src, target_center, rays: rm.RayBatch, bg, gen, det: bool) -> dict[str, torch.Tensor]:
         c = self.config
         inverse = bool(c["inv_uniform"])
 
-        def run(net, fmap, z):
+        def run(z, fine: bool):
             pts = rays.o[:, None] + z[..., None] * rays.d[:, None]
-            rgb, sigma = self.model.gather(net, fmap, src, target_center, pts)
-            return nc.composite(rgb, sigma, z, background=bg, use_distance=False)
+            net = self.model.net_fine if fine else self.model.net_coarse
+            rgb, sigma = self.model.gather(net, feats[int(fine)], src, target_center, pts)
+            return rm.composite(rgb, sigma, z, background=bg, use_distance=False)
 
-        z_c = nc.stratified_depths(rays.near, rays.far, int(c["n_samples"]), generator=gen, perturb=not det,
+        def importance(coarse) -> list[torch.Tensor]:
+            return [rm.importance_at_midpoints(z_c, coarse["weights"], int(c["n_importance"]), generator=gen,
+                                               deterministic=det, inverse=inverse)]
+
+        z_c = rm.stratified_depths(rays.near, rays.far, int(c["n_samples"]), generator=gen, perturb=not det,
                                    inverse=inverse)
-        coarse = run(self.model.net_coarse, feats[0], z_c)
-        out = {"color_coarse": coarse["color"], "color": coarse["color"], "depth": coarse["depth"],
-               "acc": coarse["acc"]}
-        if self.model.net_fine is not None:
-            w = coarse["weights"][:, 1:-1]
-            if inverse:  # bins between inverse depths, made increasing
-                inv = 1.0 / z_c
-                mids = torch.flip(0.5 * (inv[:, 1:] + inv[:, :-1]), [1])
-                z_i = 1.0 / nc.sample_pdf(mids, torch.flip(w, [1]), int(c["n_importance"]), generator=gen,
-                                          deterministic=det)
-            else:
-                mids = 0.5 * (z_c[:, 1:] + z_c[:, :-1])
-                z_i = nc.sample_pdf(mids, w, int(c["n_importance"]), generator=gen, deterministic=det)
-            z_f = torch.sort(torch.cat([z_c, z_i], -1), -1).values
-            fine = run(self.model.net_fine, feats[1], z_f)
-            out.update(color=fine["color"], depth=fine["depth"], acc=fine["acc"])
-        return out
-
-    def _features(self, src: nc.SourceViews):
-        return self.model.feature_net(src.images)
+        return rm.coarse_to_fine(run, z_c, importance if self.model.net_fine is not None else None)
 
     # --- training ------------------------------------------------------------------------------------------
     def train_iteration(self, step: int) -> dict[str, float]:
-        if self.train_data is None or self.optimizer is None:
-            raise RuntimeError("ibrnet: constructed without train_data; cannot train")
         c = self.config
-        for g in self.optimizer.param_groups:
-            g["lr"] = nc.step_decay_lr(step, g["base_lr"], float(c["lr_decay_factor"]), int(c["lr_decay_steps"]))
-        self.model.train()
+        self.begin_step(lambda g: step_decay_lr(step, g["base_lr"], float(c["lr_decay_factor"]),
+                                                int(c["lr_decay_steps"])))
         sample = self.train_data.sample(self.rng.np)
-        src = nc.SourceViews.from_views(sample.request.sources, self.device)
-        feats = self._features(src)
-        rays = nc.training_rays(sample, int(c["rays_per_step"]), self.rng.np, self.device, region=c["ray_region"],
+        src = SourceViews.from_views(sample.request.sources, self.device)
+        feats = self.model.feature_net(src.images)
+        rays = rm.training_rays(sample, int(c["rays_per_step"]), self.rng.np, self.device, region=c["ray_region"],
                                 padding=float(c["ray_region_padding"]), bounds=c["bounds"],
                                 depth_pad=float(c["depth_pad"]), box_padding=float(c["box_padding"]))
         bg = torch.as_tensor(sample.request.background, dtype=torch.float32, device=self.device)
         center = torch.as_tensor(sample.request.camera.center, dtype=torch.float32, device=self.device)
-        out = nc.render_hit_rays(lambda r: self._march(feats, src, center, r, bg, self.rng.torch, False), rays, bg)
+        out = rm.render_hit_rays(lambda r: self._march(feats, src, center, r, bg, self.rng.torch, False), rays, bg)
         loss_c = F.mse_loss(out["color_coarse"], rays.target)
         loss_f = F.mse_loss(out["color"], rays.target)
         loss = loss_c + loss_f if self.model.net_fine is not None else loss_c
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step = step + 1
-        return {"loss": loss.item(), "loss_coarse": loss_c.item(), "loss_fine": loss_f.item(),
-                "psnr": nc.psnr_from_mse(loss_f.item()), "rays": len(rays),
-                "lr": self.optimizer.param_groups[0]["lr"]}
+        return self.finish_step(step, loss, loss_c, loss_f, len(rays))
 
     # --- rendering -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def render(self, request: RenderRequest) -> dict[str, np.ndarray]:
-        if request.body is None:
-            raise ValueError(f"ibrnet: request {request.subject}/{request.frame} has no body mesh; near/far come "
-                             f"from it")
-        c = self.config
+        src, bg = request_inputs(request, self.device, METHOD_ID)
         self.model.eval()
-        src = nc.SourceViews.from_views(request.sources, self.device)
-        feats = self._features(src)
-        bg = torch.as_tensor(request.background, dtype=torch.float32, device=self.device)
+        feats = self.model.feature_net(src.images)
         center = torch.as_tensor(request.camera.center, dtype=torch.float32, device=self.device)
-        return nc.render_image(request.camera, request.body.vertices,
-                               lambda r: self._march(feats, src, center, r, bg, None, True),
-                               background=request.background, device=self.device, chunk=int(c["render_chunk"]),
-                               bounds=c["bounds"], depth_pad=float(c["depth_pad"]),
-                               box_padding=float(c["box_padding"]), cull=bool(c["render_cull"]))
-
-    def save(self, path: str) -> None:
-        nc.save_state(path, config=self.config, model=self.model, step=self.step, optimizer=self.optimizer,
-                      rng=self.rng if self.optimizer is not None else None)
+        return rm.render_request(request, lambda r: self._march(feats, src, center, r, bg, None, True), self.config,
+                                 self.device)

@@ -27,8 +27,8 @@ Model, following the paper and the official code (``YoungJoongUNC/Neural_Human_P
   excluded. Colour jitter (brightness 0.2-2, contrast 0.3-2, saturation 0.2-2, hue +-0.5, one draw applied to
   target and sources alike, background re-masked) as in the official training set.
 * Optimisation: Adam, lr 5e-4 x 0.1^(epoch / 1000), 500 iterations per epoch, 1000 epochs (500k steps), one
-  target view per step, 1024 rays, MSE (coarse + fine). In a data-parallel job (the harness's DDP launcher) each
-  rank draws its own targets and gradients are averaged across ranks; only rank 0's generators are saved.
+  target view per step, 1024 rays, MSE (coarse + fine). In a data-parallel job the harness gives each rank its own
+  targets and averages gradients across ranks (:mod:`bench.harness.distributed`).
 
 Temporal fusion. A :class:`RenderRequest` carries only the current frame. When a request (or a training sample's
 request) also has an attribute ``neighbour_frames``, a list of :class:`NeighbourFrame` (the same source cameras'
@@ -68,10 +68,12 @@ import torch.nn.functional as F
 
 from bench.datasets.body import Body
 from bench.datasets.views import RenderRequest, View
-from bench.harness.method import MethodInfo, ModelInfo
 
-from . import nerf_common as nc
+from . import raymarch as rm
+from .learned import LearnedMethod
 from .nhp_net import FrameContext, NHPNet, body_frame, sample_vertex_features, vertex_visibility
+from .resnet_features import ResNetEncoderTraining
+from .source_views import SourceViews
 
 METHOD_ID = "nhp"
 
@@ -128,14 +130,6 @@ class NeighbourFrame:
     body: Body
 
 
-def _dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the harness's data-parallel job; (0, 1) when not distributed."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def neighbour_frames(request: RenderRequest) -> list:
     """The request's neighbouring frames, if whoever built it attached any (``request.neighbour_frames``)."""
     return list(getattr(request, "neighbour_frames", None) or [])
@@ -175,16 +169,16 @@ def edge_band(mask: torch.Tensor, width: int) -> torch.Tensor:
 
 def body_box_rays(request: RenderRequest, target_rgb: torch.Tensor, target_mask: torch.Tensor, n: int,
                   rng: np.random.Generator, *, body_fraction: float, box_padding: float,
-                  ignore_border: int) -> nc.RayBatch:
+                  ignore_border: int) -> rm.RayBatch:
     """NHP's training rays: ``body_fraction`` of ``n`` uniformly on the target mask, the rest uniformly over the
     pixels whose ray crosses the padded body box, both without the mask's edge band; drawn with replacement.
     target_rgb (H,W,3) float, target_mask (H,W) bool on the method's device."""
     cam = request.camera
     H, W = cam.height, cam.width
     dev = target_rgb.device
-    uv = nc.pixel_grid(H, W, dev)
-    o, d = nc.pixel_rays(cam, uv)
-    near, far, hit = nc.ray_bounds(o, d, request.body.vertices, cam, "box", box_padding=box_padding)
+    uv = rm.pixel_grid(H, W, dev)
+    o, d = rm.pixel_rays(cam, uv)
+    near, far, hit = rm.ray_bounds(o, d, request.body.vertices, cam, "box", box_padding=box_padding)
     keep = hit & ~edge_band(target_mask, ignore_border).reshape(-1)
     box_idx = torch.nonzero(keep)[:, 0]
     body_idx = torch.nonzero(keep & target_mask.reshape(-1))[:, 0]
@@ -195,55 +189,17 @@ def body_box_rays(request: RenderRequest, target_rgb: torch.Tensor, target_mask:
     pick_body = body_idx[torch.as_tensor(rng.integers(0, max(body_idx.numel(), 1), n_body), device=dev)]
     pick_box = box_idx[torch.as_tensor(rng.integers(0, box_idx.numel(), n - n_body), device=dev)]
     idx = torch.cat([pick_body, pick_box])
-    return nc.RayBatch(o=o[idx], d=d[idx], near=near[idx], far=far[idx], hit=hit[idx],
+    return rm.RayBatch(o=o[idx], d=d[idx], near=near[idx], far=far[idx], hit=hit[idx],
                        target=target_rgb.reshape(-1, 3)[idx], uv=uv[idx])
 
 
-class NHP:
-    """bench method wrapper: training steps, rendering, checkpoints."""
+class NHP(ResNetEncoderTraining, LearnedMethod):
+    """NHP's training steps and rendering on bench's learned-method skeleton (:class:`LearnedMethod`). With
+    ``freeze_encoder`` only the ResNet is frozen; the 1x1 reduction to vertex features always trains."""
 
-    def __init__(self, *, checkpoint=None, train_data=None, config_overrides=None):
-        saved, state = (None, None)
-        if checkpoint is not None:
-            saved, state = nc.load_state(checkpoint, METHOD_ID)
-        self.config = nc.merge_config(DEFAULTS, saved, config_overrides, METHOD_ID)
-        self._check_config()
-        self.device = nc.resolve_device(self.config["device"])
-        with torch.random.fork_rng(devices=[]):  # reproducible weight init without touching the global RNG
-            torch.manual_seed(int(self.config["seed"]))
-            self.model = NHPNet(self.config).to(self.device)
-        self.checkpoint = str(checkpoint) if checkpoint is not None else None
-        self.loaded_step = None
-        self.encoder_init = "random (no encoder_weights; the paper uses ImageNet weights)"
-        if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.loaded_step = int(state["step"])
-            self.encoder_init = (state.get("extra") or {}).get("encoder_init", "from checkpoint")
-        elif self.config["encoder_weights"]:
-            n = self.model.encoder.load_torchvision(self.config["encoder_weights"])
-            self.encoder_init = f"imagenet: {self.config['encoder_weights']} ({n} tensors)"
-        self.train_data = train_data
-        self.rank, self.world_size = _dist_rank_world()
-        self.rng = nc.TrainRNG(int(self.config["seed"]) + 1009 * self.rank, self.device)  # ranks draw differently
-        self.optimizer = None
-        self.step = self.loaded_step or 0
-        if train_data is not None:
-            # freeze_encoder freezes the ResNet only; the 1x1 reduction to vertex features always trains
-            params = [p for n, p in self.model.named_parameters()
-                      if not (self.config["freeze_encoder"] and n.startswith("encoder.")
-                              and not n.startswith("encoder.reduction."))]
-            self.optimizer = torch.optim.Adam(params, lr=float(self.config["lr"]))
-            if state is not None:
-                if state.get("optimizer") is not None:
-                    self.optimizer.load_state_dict(state["optimizer"])
-                    nc.optimizer_to(self.optimizer, self.device)
-                if state.get("rng") is not None and self.rank == 0:  # rank 0's generators were saved
-                    self.rng.load_state_dict(state["rng"])
-                elif self.rank > 0:
-                    self.rng = nc.TrainRNG(int(self.config["seed"]) + 1009 * self.rank + self.step, self.device)
+    METHOD_ID, DEFAULTS, NETWORK = METHOD_ID, DEFAULTS, NHPNet
 
-    def _check_config(self):
-        c = self.config
+    def check_config(self, c: dict) -> None:
         for k in ("n_coarse", "n_rays", "targets_per_step", "render_chunk", "time_steps", "embed_size",
                   "iters_per_epoch"):
             if int(c[k]) < 1:
@@ -255,21 +211,10 @@ class NHP:
         if float(c["voxel_size"]) <= 0:
             raise ValueError(f"nhp: voxel_size must be > 0 (metres), got {c['voxel_size']}")
 
-    # --- protocol -------------------------------------------------------------------------------------------
-    @classmethod
-    def get_method_info(cls) -> MethodInfo:
-        return {"method_id": METHOD_ID, "kind": "generalizable",
-                "inputs": ["source-views", "masks", "body-mesh", "body-params"],
-                "num_iterations": DEFAULTS["num_iterations"]}
-
-    def get_info(self) -> ModelInfo:
-        return {**self.get_method_info(), "num_iterations": int(self.config["num_iterations"]),
-                "loaded_step": self.loaded_step, "loaded_checkpoint": self.checkpoint,
-                "hparams": {**self.config, "encoder_init": self.encoder_init,
-                            "sparse_conv": "plain-torch gather/scatter (spconv unavailable)",
-                            "temporal": "fuses request.neighbour_frames when present; bench supplies none, so "
-                                        "renders use the current frame only"},
-                "num_parameters": sum(p.numel() for p in self.model.parameters())}
+    def extra_hparams(self) -> dict:
+        return {"sparse_conv": "plain-torch gather/scatter (spconv unavailable)",
+                "temporal": "fuses request.neighbour_frames when present; bench supplies none, so renders use the "
+                            "current frame only"}
 
     # --- per frame -----------------------------------------------------------------------------------------
     def _frame_context(self, request: RenderRequest, jitter: dict | None = None) -> FrameContext:
@@ -288,7 +233,7 @@ class NHP:
                 raise ValueError(f"nhp: {request.subject}/{request.frame}: a neighbour frame's body is missing or "
                                  f"has a different vertex count; temporal fusion matches vertices by index")
             frames.append((nb.sources, nb.body))
-        srcs = [nc.SourceViews.from_views(views, self.device) for views, _ in frames]
+        srcs = [SourceViews.from_views(views, self.device) for views, _ in frames]
         sizes = {tuple(s.images.shape[1:]) for s in srcs}
         if len(sizes) != 1:
             raise ValueError(f"nhp: {request.subject}/{request.frame}: neighbour frames' source images must match the "
@@ -314,28 +259,18 @@ class NHP:
                             vol_min=vol_min, voxel_size=float(c["voxel_size"]))
 
     # --- rays ----------------------------------------------------------------------------------------------
-    def _march(self, ctx: FrameContext, rays: nc.RayBatch, bg, gen, perturb: bool) -> dict[str, torch.Tensor]:
+    def _march(self, ctx: FrameContext, rays: rm.RayBatch, bg, gen, perturb: bool) -> dict[str, torch.Tensor]:
         c = self.config
-        norm = rays.d.norm(dim=-1)
-        dirs = rays.d / norm[:, None]
 
-        def run(z):
-            R, K = z.shape
-            pts = rays.o[:, None] + z[..., None] * rays.d[:, None]
-            rgb, sigma = self.model.query(ctx, pts.reshape(-1, 3), dirs[:, None].expand(R, K, 3).reshape(-1, 3))
-            return nc.composite(rgb.reshape(R, K, 3), sigma.reshape(R, K), z, background=bg, ray_norm=norm)
+        def run(z, fine: bool):  # one network for both passes
+            return rm.march_field(lambda p, d: self.model.query(ctx, p, d), rays, z, background=bg)
 
-        z_c = nc.stratified_depths(rays.near, rays.far, int(c["n_coarse"]), generator=gen, perturb=perturb)
-        coarse = run(z_c)
-        out = {"color_coarse": coarse["color"], "color": coarse["color"], "depth": coarse["depth"],
-               "acc": coarse["acc"]}
-        if int(c["n_fine"]) > 0:
-            mids = 0.5 * (z_c[:, 1:] + z_c[:, :-1])
-            z_s = nc.sample_pdf(mids, coarse["weights"][:, 1:-1], int(c["n_fine"]), generator=gen,
-                                deterministic=not perturb)
-            fine = run(torch.sort(torch.cat([z_c, z_s], -1), -1).values)
-            out.update(color=fine["color"], depth=fine["depth"], acc=fine["acc"])
-        return out
+        def importance(coarse) -> list[torch.Tensor]:
+            return [rm.importance_at_midpoints(z_c, coarse["weights"], int(c["n_fine"]), generator=gen,
+                                               deterministic=not perturb)]
+
+        z_c = rm.stratified_depths(rays.near, rays.far, int(c["n_coarse"]), generator=gen, perturb=perturb)
+        return rm.coarse_to_fine(run, z_c, importance if int(c["n_fine"]) > 0 else None)
 
     # --- training ------------------------------------------------------------------------------------------
     def learning_rate(self, step: int) -> float:
@@ -344,15 +279,9 @@ class NHP:
         return float(c["lr"]) * float(c["lr_gamma"]) ** (epoch / float(c["lr_decay_epochs"]))
 
     def train_iteration(self, step: int) -> dict[str, float]:
-        if self.train_data is None or self.optimizer is None:
-            raise RuntimeError("nhp: constructed without train_data; cannot train")
         c = self.config
         lr = self.learning_rate(step)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        self.model.train()
-        if c["freeze_encoder"]:
-            self.model.encoder.eval()
+        self.begin_step(lambda group: lr)
         mse_c, mse_f, n_rays = [], [], 0
         for _ in range(int(c["targets_per_step"])):
             sample = self.train_data.sample(self.rng.np)
@@ -374,33 +303,7 @@ class NHP:
         loss = float(c["lambda_coarse"]) * loss_c
         if int(c["n_fine"]) > 0:
             loss = loss + float(c["lambda_fine"]) * loss_f
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.world_size > 1:
-            self._average_gradients()
-        self.optimizer.step()
-        self.step = step + 1
-        return {"loss": loss.item(), "loss_coarse": loss_c.item(), "loss_fine": loss_f.item(),
-                "psnr": nc.psnr_from_mse(loss_f.item()), "rays": n_rays, "lr": lr}
-
-    def _average_gradients(self) -> None:
-        """Data-parallel training: average gradients over ranks (every rank computed its own targets). Parameters
-        a rank did not use get zero gradients first, so all ranks reduce the same tensors in the same order."""
-        import torch.distributed as dist
-
-        grads = []
-        for group in self.optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                grads.append(p.grad)
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+        return self.finish_step(step, loss, loss_c, loss_f, n_rays)
 
     # --- rendering -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -409,12 +312,7 @@ class NHP:
         self.model.eval()
         ctx = self._frame_context(request)
         bg = torch.as_tensor(request.background, dtype=torch.float32, device=self.device)
-        return nc.render_image(request.camera, request.body.vertices,
+        return rm.render_image(request.camera, request.body.vertices,
                                lambda r: self._march(ctx, r, bg, None, False),
                                background=request.background, device=self.device, chunk=int(c["render_chunk"]),
                                bounds="box", box_padding=float(c["box_padding"]), cull=True)
-
-    def save(self, path: str) -> None:
-        nc.save_state(path, config=self.config, model=self.model, step=self.step, optimizer=self.optimizer,
-                      rng=self.rng if self.optimizer is not None else None,
-                      extra={"encoder_init": self.encoder_init})

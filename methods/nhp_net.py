@@ -6,79 +6,35 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from bench.datasets.camera import Camera
 from bench.datasets.rasterize import project_vertices, rasterize_mesh
 
-from . import nerf_common as nc
 from .nhp_sparse import SkeletalVolume, SparseGrid
+from .raymarch import posenc
+from .resnet_features import ResNetFeatures
+from .source_views import CameraBatch, inside_image, sample_maps
 
 DENSITY_INIT = 0.1  # initial density (1/m), see the nhp module docstring
-_LATENT = {1: 64, 2: 128, 3: 256, 4: 512}  # ResNet-18/34 stem + layer1..3 channels, concatenated
 
 
-class SpatialEncoder(nn.Module):
-    """pixelNeRF's spatial encoder as NHP uses it: ResNet stem + the first ``num_layers - 1`` stages, each upsampled
-    (bilinear, align_corners) to the stem's 1/2 resolution and concatenated (ResNet-18, 3 layers: 256-d), plus a
-    1x1 ``reduction`` to the per-vertex feature width (NHP's ``reduction_layer``, 256 -> 64)."""
+class SpatialEncoder(ResNetFeatures):
+    """pixelNeRF's spatial encoder as NHP uses it (first pool always on; ResNet-18, 3 layers: 256-d pixel features),
+    plus a 1x1 ``reduction`` to the per-vertex feature width (NHP's ``reduction_layer``, 256 -> 64)."""
 
-    def __init__(self, backbone: str, num_layers: int, embed_size: int):
-        super().__init__()
-        import torchvision
-
-        if backbone not in ("resnet18", "resnet34"):
-            raise ValueError(f"nhp: backbone must be resnet18 or resnet34, got {backbone!r}")
-        if num_layers not in _LATENT:
-            raise ValueError(f"nhp: num_layers must be 1..4, got {num_layers}")
-        net = getattr(torchvision.models, backbone)(weights=None)
-        self.conv1, self.bn1, self.maxpool = net.conv1, net.bn1, net.maxpool
-        self.stages = num_layers - 1
-        for i in range(1, num_layers):
-            self.add_module(f"layer{i}", getattr(net, f"layer{i}"))
-        self.latent_size = _LATENT[num_layers]
+    def __init__(self, backbone: str, num_layers: int, embed_size: int, image_scale: float = 1.0):
+        super().__init__(backbone, num_layers, True, image_scale, owner="nhp")
         self.reduction = nn.Conv2d(self.latent_size, embed_size, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B,3,H,W) -> pixel features (B,latent,H/2,W/2) and vertex-feature maps (B,embed,H/2,W/2)."""
-        x = torch.relu(self.bn1(self.conv1(x)))
-        feats = [x]
-        for i in range(1, self.stages + 1):
-            if i == 1:
-                x = self.maxpool(x)
-            x = getattr(self, f"layer{i}")(x)
-            feats.append(x)
-        size = feats[0].shape[-2:]
-        pix = torch.cat([feats[0]] + [F.interpolate(f, size, mode="bilinear", align_corners=True)
-                                      for f in feats[1:]], 1)
+        pix = self.features(x)
         return pix, self.reduction(pix)
-
-    def load_torchvision(self, path: str) -> int:
-        """Load the used part of a torchvision ResNet state dict (.pth); returns the number of tensors loaded."""
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"nhp: encoder_weights={path!r} does not exist (expected a torchvision ResNet "
-                                    f"state dict, e.g. resnet18-f37072fd.pth)")
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-            sd = sd["state_dict"]
-        own = {k: v for k, v in self.state_dict().items() if not k.startswith("reduction.")}
-        wanted = {k: v for k, v in sd.items() if k in own}
-        missing = sorted(set(own) - set(wanted))
-        if missing:
-            raise ValueError(f"nhp: {path} is not a matching torchvision ResNet state dict; missing "
-                             f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        bad = [k for k, v in wanted.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if bad:
-            raise ValueError(f"nhp: {path}: shape mismatch for {bad[:5]} (wrong backbone? config backbone=resnet18)")
-        self.load_state_dict(wanted, strict=False)
-        return len(wanted)
 
 
 # --- per-vertex features -------------------------------------------------------------------------------------
@@ -95,7 +51,7 @@ def vertex_visibility(vertices: torch.Tensor, faces: torch.Tensor, cameras: Sequ
     proj = torch.stack([project_vertices(vertices, c) for c in cameras])  # (S,V,3)
     uv, z = proj[..., :2], proj[..., 2]
     H, W = cameras[0].height, cameras[0].width
-    inside = nc.inside_image(uv, z, W, H)
+    inside = inside_image(uv, z, W, H)
     px = uv.round().long()
     u, v = px[..., 0].clamp(0, W - 1), px[..., 1].clamp(0, H - 1)
     zbuf = torch.gather(frags.depth.reshape(len(cameras), -1), 1, v * W + u)  # (S,V)
@@ -109,7 +65,7 @@ def sample_vertex_features(maps: torch.Tensor, uv: torch.Tensor, visible: torch.
                            height: int) -> torch.Tensor:
     """maps (S,E,h,w), uv (S,V,2) pixels, visible (S,V) -> (S,V,E) features, zero where a view does not see the
     vertex (NHP's ``big_holder``)."""
-    feat = nc.sample_maps(maps, uv, width, height, padding_mode="border")
+    feat = sample_maps(maps, uv, width, height, padding_mode="border")
     return feat * visible[..., None].to(feat.dtype)
 
 
@@ -148,7 +104,7 @@ class FrameContext:
     """Everything a query needs about one frame, computed once per request."""
 
     pix: torch.Tensor  # (S,L,h,w) pixel-aligned feature maps
-    cams: nc.CameraBatch  # source cameras
+    cams: CameraBatch  # source cameras
     levels: list  # skeletal volume scales [(SparseGrid, (S,N_l,C_l))]
     rot: torch.Tensor  # (3,3) body root rotation: body-frame x_b = (x - origin) @ rot
     origin: torch.Tensor  # (3,)
@@ -163,7 +119,7 @@ class NHPNet(nn.Module):
     def __init__(self, cfg: dict):
         super().__init__()
         E = int(cfg["embed_size"])
-        self.encoder = SpatialEncoder(cfg["backbone"], int(cfg["num_layers"]), E)
+        self.encoder = SpatialEncoder(cfg["backbone"], int(cfg["num_layers"]), E, float(cfg["image_scale"]))
         L = self.encoder.latent_size
         self.temporal = TemporalFusion(E) if int(cfg["time_steps"]) > 1 else None
         self.volume = SkeletalVolume(E, cfg["volume_channels"], float(cfg["bn_momentum"]))
@@ -182,7 +138,6 @@ class NHPNet(nn.Module):
         self.rgb_res_1 = nn.Linear(L, Wc)
         self.fc_4 = nn.Linear(Wc, Wc)
         self.rgb_fc = nn.Linear(Wc, 3)
-        self.image_scale = float(cfg["image_scale"])
         self.attn_scale = 1.0 / math.sqrt(A)
         with torch.no_grad():  # deviation: density starts at a small constant, so its ReLU is alive everywhere
             self.alpha_fc.weight.zero_()
@@ -191,11 +146,7 @@ class NHPNet(nn.Module):
     # --- per frame ---
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B,3,H,W) in [0,1] (NHP feeds them unnormalised) -> pixel maps, vertex-feature maps."""
-        x = images
-        if self.image_scale != 1.0:
-            x = F.interpolate(x, scale_factor=self.image_scale, mode="area" if self.image_scale < 1 else "bilinear",
-                              recompute_scale_factor=True)
-        return self.encoder(x)
+        return self.encoder(images)
 
     def fuse_time(self, feats: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """(T,S,V,E), (T,S,V) -> (S,V,E); only the current frame when there is no temporal module."""
@@ -223,14 +174,14 @@ class NHPNet(nn.Module):
         u = ((pts - ctx.origin) @ ctx.rot - ctx.vol_min) / ctx.voxel_size
         vol = SkeletalVolume.sample(ctx.levels, u)  # (S,P,384)
         uv, _ = ctx.cams.project(pts)
-        pix = nc.sample_maps(ctx.pix, uv, ctx.cams.width, ctx.cams.height, padding_mode="border")  # (S,P,L)
+        pix = sample_maps(ctx.pix, uv, ctx.cams.width, ctx.cams.height, padding_mode="border")  # (S,P,L)
         h = torch.relu(self.fc_0(vol))
         h = self.cross_attention(h, torch.relu(self.alpha_res_0(pix)))
         h = torch.relu(self.fc_1(h))
         inter = torch.relu(self.fc_2(h))
         sigma = self.alpha_fc(torch.relu(self.fc_3(inter.mean(0))))[:, 0]
         feat = self.feature_fc(inter) + self.rgb_res_0(pix)
-        vd = nc.posenc(dirs, self.view_freqs).expand(feat.shape[0], -1, -1)
+        vd = posenc(dirs, self.view_freqs).expand(feat.shape[0], -1, -1)
         c = torch.relu(self.view_fc(torch.cat([feat, vd], -1))) + self.rgb_res_1(pix)
         rgb = self.rgb_fc(torch.relu(self.fc_4(c.mean(0))))
         return torch.sigmoid(rgb), torch.relu(sigma)

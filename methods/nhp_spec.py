@@ -43,4 +43,5 @@ SPEC = {
         },
     },
     "default_preset": "paper",
+    "distributed": True,  # data-parallel training: the harness samples per rank and averages gradients
 }

@@ -110,7 +110,8 @@ def plugin_dir(tmp_path_factory) -> Path:
     (d / "bench_slurm_test_methods.py").write_text(textwrap.dedent(METHODS))
     for name, cls, kind in (("counter", "Counter", "generalizable"), ("broken", "Broken", "non-learned")):
         (d / f"{name}_spec.py").write_text(
-            f'SPEC = {{"id": "{name}", "method_class": "bench_slurm_test_methods:{cls}", "kind": "{kind}"}}\n')
+            f'SPEC = {{"id": "{name}", "method_class": "bench_slurm_test_methods:{cls}", "kind": "{kind}", '
+            f'"distributed": True}}\n')  # the 2-task training job is refused for methods that do not declare it
     (d / "executor.toml").write_text(CONFIG)
     (d / "ddp.toml").write_text(CONFIG + "[slurm.train]\ntasks_per_node = 2\n")
     return d

@@ -35,7 +35,8 @@ class JobCall(submitit.helpers.Checkpointable):
         self.job = job
 
     def __call__(self) -> dict:
-        from bench.harness.distributed import DistInfo, follow_training, init_from_submitit, shutdown
+        from bench.harness.distributed import DistInfo, init_from_submitit, shutdown
+        from bench.harness.jobs import follow_training
 
         job = self.job
         env = submitit.JobEnvironment()

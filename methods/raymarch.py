@@ -1,6 +1,7 @@
-"""Shared pieces of the ray-marching baselines (pixelNeRF, IBRNet, NHP): rays, bounds, sampling along rays,
-volume compositing, projection into the source views, training ray batches, chunked full-image rendering and
-checkpoint/RNG bookkeeping.
+"""Ray marching shared by the NeRF-style methods (pixelNeRF, IBRNet, NHP): rays, bounds, sampling along rays,
+volume compositing, the coarse-to-fine pass (:func:`coarse_to_fine`), training ray batches and chunked full-image
+rendering. The source views as tensors are :mod:`bench.methods.source_views`; the learned-method skeleton (config,
+checkpoints, training step) is :mod:`bench.methods.learned`.
 
 Conventions, stated once:
 
@@ -15,87 +16,17 @@ Conventions, stated once:
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bench.datasets.camera import Camera
-from bench.datasets.views import View
-
-_NEAR = 1e-6
 
 
-# --- devices ------------------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    """"cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"config device={name!r} but torch sees no CUDA device; use device=cpu")
-    return torch.device(name)
-
-
-# --- cameras as tensors -------------------------------------------------------------------------------------
-@dataclass
-class CameraBatch:
-    """B cameras of one resolution as tensors, for projecting many points at once."""
-
-    K: torch.Tensor  # (B,3,3)
-    R: torch.Tensor  # (B,3,3)
-    t: torch.Tensor  # (B,3)
-    dist: torch.Tensor  # (B,5)
-    center: torch.Tensor  # (B,3) camera centres in world coordinates
-    width: int
-    height: int
-    distorted: bool
-
-    @classmethod
-    def from_cameras(cls, cams: Sequence[Camera], device, dtype=torch.float32) -> "CameraBatch":
-        sizes = {(c.width, c.height) for c in cams}
-        if len(sizes) != 1:
-            raise ValueError(f"cameras must share one resolution, got {sorted(sizes)}")
-        (w, h), = sizes
-        as_t = lambda a: torch.as_tensor(np.stack(a), dtype=dtype, device=device)  # noqa: E731
-        dist = np.stack([c.dist for c in cams])
-        return cls(K=as_t([c.K for c in cams]), R=as_t([c.R for c in cams]), t=as_t([c.t for c in cams]),
-                   dist=as_t(list(dist)), center=as_t([c.center for c in cams]), width=w, height=h,
-                   distorted=bool(np.any(dist)))
-
-    def __len__(self) -> int:
-        return self.K.shape[0]
-
-    def to_camera_frame(self, pts: torch.Tensor) -> torch.Tensor:
-        """World points (N,3) shared by all cameras, or (B,N,3) -> camera coordinates (B,N,3)."""
-        if pts.dim() == 2:
-            return torch.einsum("bij,nj->bni", self.R, pts) + self.t[:, None]
-        return torch.einsum("bij,bnj->bni", self.R, pts) + self.t[:, None]
-
-    def rotate(self, dirs: torch.Tensor) -> torch.Tensor:
-        """World directions (N,3) -> camera-frame directions (B,N,3)."""
-        return torch.einsum("bij,nj->bni", self.R, dirs)
-
-    def project(self, pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """World points (N,3) or (B,N,3) -> pixels uv (B,N,2) (distortion applied) and depth z (B,N)."""
-        pc = self.to_camera_frame(pts)
-        z = pc[..., 2]
-        xy = pc[..., :2] / z.clamp(min=_NEAR)[..., None]
-        if self.distorted:
-            k1, k2, p1, p2, k3 = (self.dist[:, i, None] for i in range(5))  # (B,1) each
-            x, y = xy[..., 0], xy[..., 1]
-            r2 = x * x + y * y
-            radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
-            xy = torch.stack([x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
-                              y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y], dim=-1)
-        uv = torch.einsum("bij,bnj->bni", self.K[:, :2, :2], xy) + self.K[:, None, :2, 2]
-        return uv.clamp(-1e6, 1e6), z
-
-
+# --- rays -------------------------------------------------------------------------------------------------
 def pixel_grid(height: int, width: int, device) -> torch.Tensor:
     """All pixel centres of an image, row-major: (H*W,2) [u, v]."""
     v, u = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
@@ -243,49 +174,49 @@ def posenc(x: torch.Tensor, num_freqs: int, freq_factor: float = 1.0, include_in
     return torch.cat(parts + [torch.sin(xf), torch.cos(xf)], -1)
 
 
-# --- source views -------------------------------------------------------------------------------------------
-@dataclass
-class SourceViews:
-    """The request's source views as tensors."""
-
-    images: torch.Tensor  # (S,3,H,W) float in [0,1]
-    masks: torch.Tensor  # (S,1,H,W) float in {0,1}
-    cams: CameraBatch
-
-    @classmethod
-    def from_views(cls, views: Sequence[View], device) -> "SourceViews":
-        if not views:
-            raise ValueError("the request has no source views; generalizable methods need them")
-        shapes = {v.image.shape for v in views}
-        if len(shapes) != 1:
-            raise ValueError(f"source views must share one image size, got {sorted(shapes)}")
-        for v in views:
-            if v.image.shape[:2] != (v.camera.height, v.camera.width):
-                raise ValueError(f"source view {v.view_id!r}: image {v.image.shape[:2]} does not match its camera "
-                                 f"({v.camera.height}x{v.camera.width})")
-        img = torch.as_tensor(np.stack([v.image for v in views]), device=device).permute(0, 3, 1, 2)
-        msk = torch.as_tensor(np.stack([v.mask for v in views]), device=device)[:, None]
-        return cls(images=img.float() / 255.0, masks=msk.float(), cams=CameraBatch.from_cameras(
-            [v.camera for v in views], device))
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
+# --- the coarse-to-fine pass ------------------------------------------------------------------------------------
+Field = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # pts, unit dirs (P,3) -> rgb, sigma
 
 
-def sample_maps(maps: torch.Tensor, uv: torch.Tensor, width: int, height: int, padding_mode: str = "zeros",
-                mode: str = "bilinear") -> torch.Tensor:
-    """Bilinearly sample per-view maps (B,C,h,w) covering a W x H image at pixel positions uv (B,N,2) -> (B,N,C).
+def march_field(field: Field, rays: "RayBatch", z: torch.Tensor, *, background: torch.Tensor,
+                far: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Query a radiance field at the samples ``z`` (R,K) of ``rays`` (points and unit viewing directions, flattened
+    to (R*K,3)) and composite them with physical spacing (:func:`composite` with ``ray_norm = |d|``)."""
+    R, K = z.shape
+    norm = rays.d.norm(dim=-1)
+    dirs = rays.d / norm[:, None]
+    pts = rays.o[:, None] + z[..., None] * rays.d[:, None]
+    rgb, sigma = field(pts.reshape(-1, 3), dirs[:, None].expand(R, K, 3).reshape(-1, 3))
+    return composite(rgb.reshape(R, K, 3), sigma.reshape(R, K), z, background=background, ray_norm=norm, far=far)
 
-    Pixel centres are at integers and any map resolution covers the whole image (align_corners=False), so
-    feature maps at 1/2 or 1/4 resolution stay aligned with the image."""
-    grid = torch.stack([(uv[..., 0] + 0.5) * (2.0 / width) - 1.0, (uv[..., 1] + 0.5) * (2.0 / height) - 1.0], -1)
-    out = F.grid_sample(maps, grid[:, :, None], mode=mode, padding_mode=padding_mode, align_corners=False)
-    return out[..., 0].permute(0, 2, 1)
+
+def importance_at_midpoints(z: torch.Tensor, weights: torch.Tensor, n: int, *, generator: torch.Generator | None,
+                            deterministic: bool = False, inverse: bool = False) -> torch.Tensor:
+    """NeRF's hierarchical sampling: ``n`` depths (R,n) drawn from the coarse ``weights`` (R,K) of samples ``z``
+    (R,K), over bins between neighbouring samples (the end samples' weights dropped). With ``inverse`` the bins are
+    between inverse depths (IBRNet's ``inv_uniform``)."""
+    w = weights[:, 1:-1]
+    if inverse:  # bins between inverse depths, made increasing
+        inv = 1.0 / z
+        mids = torch.flip(0.5 * (inv[:, 1:] + inv[:, :-1]), [1])
+        return 1.0 / sample_pdf(mids, torch.flip(w, [1]), n, generator=generator, deterministic=deterministic)
+    mids = 0.5 * (z[:, 1:] + z[:, :-1])
+    return sample_pdf(mids, w, n, generator=generator, deterministic=deterministic)
 
 
-def inside_image(uv: torch.Tensor, z: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """(B,N) bool: in front of the camera and within the image's pixel centres."""
-    return (z > _NEAR) & (uv[..., 0] >= 0) & (uv[..., 0] <= width - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= height - 1)
+def coarse_to_fine(run: Callable[[torch.Tensor, bool], dict[str, torch.Tensor]], z_coarse: torch.Tensor,
+                   importance: Callable[[dict[str, torch.Tensor]], list[torch.Tensor]] | None
+                   ) -> dict[str, torch.Tensor]:
+    """The two-pass NeRF march. ``run(z, fine)`` composites samples z (R,K) with the coarse or fine network;
+    ``importance(coarse)`` returns extra depths drawn from the coarse pass, merged with ``z_coarse`` and sorted for
+    the fine pass (None: no fine pass). Returns color/depth/acc of the last pass and ``color_coarse``."""
+    coarse = run(z_coarse, False)
+    out = {"color_coarse": coarse["color"], "color": coarse["color"], "depth": coarse["depth"], "acc": coarse["acc"]}
+    if importance is not None:
+        z_fine = torch.sort(torch.cat([z_coarse, *importance(coarse)], -1), -1).values
+        fine = run(z_fine, True)
+        out.update(color=fine["color"], depth=fine["depth"], acc=fine["acc"])
+    return out
 
 
 # --- training rays ------------------------------------------------------------------------------------------
@@ -401,102 +332,19 @@ def render_image(camera: Camera, vertices: np.ndarray, render_rays: Callable[[Ra
             "alpha": alpha.clamp(0, 1).reshape(H, W).cpu().numpy().astype(np.float32)}
 
 
-def psnr_from_mse(mse: float) -> float:
-    return float(-10.0 * math.log10(max(mse, 1e-10)))
+def render_request(request, render_rays: Callable[[RayBatch], dict[str, torch.Tensor]], config: dict,
+                   device) -> dict[str, np.ndarray]:
+    """:func:`render_image` of a render request's target view, with the ray options of a method's config
+    (``render_chunk``, ``bounds``, ``depth_pad``, ``box_padding``, ``render_cull``)."""
+    return render_image(request.camera, request.body.vertices, render_rays, background=request.background,
+                        device=device, chunk=int(config["render_chunk"]), bounds=config["bounds"],
+                        depth_pad=float(config["depth_pad"]), box_padding=float(config["box_padding"]),
+                        cull=bool(config["render_cull"]))
 
 
-# --- training state -----------------------------------------------------------------------------------------
-class TrainRNG:
-    """The generators a method trains with: numpy for data (which sample, which pixels), torch for sampling
-    along rays. Both are checkpointed so a resumed run draws exactly what the uninterrupted run would."""
-
-    def __init__(self, seed: int, device):
-        self.np = np.random.default_rng(seed)
-        self.torch = torch.Generator(device=device)
-        self.torch.manual_seed(seed)
-
-    def state_dict(self) -> dict:
-        return {"np": self.np.bit_generator.state, "torch": self.torch.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.np.bit_generator.state = state["np"]
-        self.torch.set_state(state["torch"].cpu() if hasattr(state["torch"], "cpu") else state["torch"])
-
-
+# --- rendering randomness -------------------------------------------------------------------------------
 def seeded_generator(seed: int, device) -> torch.Generator:
     """A fresh generator for one render call: renders are reproducible and independent of training state."""
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g
-
-
-CONFIG_FILE = "config.json"
-STATE_FILE = "state.pt"
-
-
-def save_state(path: str | Path, *, config: dict, model: torch.nn.Module, step: int,
-               optimizer: torch.optim.Optimizer | None = None, rng: TrainRNG | None = None, extra: dict | None = None):
-    """Write ``config.json`` (what the model is) and ``state.pt`` (weights, optimiser, generators, step)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-    torch.save({"step": int(step), "model": model.state_dict(),
-                "optimizer": optimizer.state_dict() if optimizer is not None else None,
-                "rng": rng.state_dict() if rng is not None else None, "extra": extra or {}}, path / STATE_FILE)
-
-
-def load_state(path: str | Path, method_id: str) -> tuple[dict, dict]:
-    """(saved config, state dict on CPU) from a folder written by :func:`save_state`, with errors naming the file."""
-    path = Path(path)
-    cfg, st = path / CONFIG_FILE, path / STATE_FILE
-    for f in (cfg, st):
-        if not f.is_file():
-            raise FileNotFoundError(f"{method_id} checkpoint {path} lacks {f.name}; was it written by {method_id}'s "
-                                    f"save()?")
-    try:
-        config = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg}: not valid JSON ({e})") from None
-    state = safe_torch_load(st)
-    for key in ("step", "model"):
-        if key not in state:
-            raise ValueError(f"{st}: missing {key!r}; not a {method_id} checkpoint")
-    return config, state
-
-
-def safe_torch_load(path: str | Path) -> dict:
-    """``torch.load`` that cannot run code: tensors, dicts, lists, numbers and strings only (``weights_only``).
-    Anything else (a pickled object, a hostile file) is refused with an error naming the file."""
-    import pickle
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
-        raise ValueError(f"{path}: refused to load: not a plain tensor/number/string checkpoint (loading it would "
-                         f"have to run pickled code, or it is corrupt): {str(e).splitlines()[0][:300]}") from None
-
-
-def merge_config(defaults: dict, saved: dict | None, overrides: dict | None, method_id: str) -> dict:
-    """defaults <- saved checkpoint config <- overrides; unknown keys raise, naming them."""
-    config = dict(defaults)
-    for src, name in ((saved, "checkpoint config"), (overrides, "config overrides")):
-        if not src:
-            continue
-        unknown = sorted(set(src) - set(defaults))
-        if unknown:
-            raise KeyError(f"{method_id}: unknown {name} key(s) {unknown}; known: {sorted(defaults)}")
-        config.update(src)
-    return config
-
-
-def optimizer_to(optimizer: torch.optim.Optimizer, device) -> None:
-    """Move loaded optimiser state tensors (Adam moments) to ``device``; step counters stay where Adam wants them."""
-    for st in optimizer.state.values():
-        for k, v in st.items():
-            if torch.is_tensor(v) and k != "step":
-                st[k] = v.to(device)
-
-
-def step_decay_lr(step: int, base: float, factor: float = 1.0, every: int = 0) -> float:
-    """base * factor^(step // every) (constant when every <= 0)."""
-    return base * (factor ** (step // every)) if every > 0 else base

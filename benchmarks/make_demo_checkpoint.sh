@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the GNR checkpoint `bench demo` ships (methods/weights/gnr-demo/): the demo's seed-0 synthetic people,
 # preset cpu-smoke (bench's recipe), 2000 CPU steps on one torch thread (deterministic for a fixed thread count),
-# then the weights without optimiser state + config + provenance.json (bench.harness.demo_checkpoint).
+# then the weights without optimiser state + config + provenance.json (bench.methods.gnr_demo).
 # Usage: benchmarks/make_demo_checkpoint.sh [DATA] [RUNS] [OUT]     (~15-30 min on 2 cores)
 set -euo pipefail
 DATA=${1:-data/genebody-synth}
@@ -13,4 +13,4 @@ OUT=${3:-methods/weights/gnr-demo}
 CMD=(bench run -m gnr --dataset genebody --root "$DATA" --preset cpu-smoke --set lr=0.004 --set sigma_bias=0
      --iterations 2000 --threads 1 --executor inline --run demo-ckpt --output "$RUNS")
 "${CMD[@]}"
-python -m bench.harness.demo_checkpoint "$RUNS/demo-ckpt/gnr/genebody/train" "$OUT" "${CMD[*]}"
+python -m bench.methods.gnr_demo "$RUNS/demo-ckpt/gnr/genebody/train" "$OUT" "${CMD[*]}"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from bench.datasets.genebody import GeneBodyReader
 from bench.datasets.protocols import get_protocol
 from bench.harness.cli import main
-from bench.harness.demo_checkpoint import shipped_checkpoint
+from bench.methods.gnr_demo import shipped_checkpoint
 from bench.harness.scoring.quality import view_quality
 from bench.harness.training_data import TrainData
 from bench.methods.gnr import GNRMethod

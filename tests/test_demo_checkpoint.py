@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from bench.harness.cli import main
-from bench.harness.demo_checkpoint import export_demo_checkpoint
+from bench.methods.gnr_demo import export_demo_checkpoint
 from bench.harness.trainer import latest_checkpoint
 from bench.methods.gnr import GNRMethod
 

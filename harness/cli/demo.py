@@ -14,7 +14,7 @@ import click
 from .console import console, fail
 
 DEMO_METHODS = ("nearest-view", "mesh-blend")
-# GNR in the demo: by default the shipped checkpoint (bench.harness.demo_checkpoint: the cpu-smoke preset trained by
+# GNR in the demo: by default the shipped checkpoint (bench.methods.gnr_demo: the cpu-smoke preset trained by
 # bench on the seed-0 demo people, 2000 steps), rendered with bench's fast renderer; with --train the same preset
 # trained here for 300 CPU steps. Either way not GNR's paper quality: a small model, a short budget.
 GNR_DEMO = {"method": "gnr", "preset": "cpu-smoke", "iterations": 300, "sets": {"fast": True}}
@@ -80,7 +80,7 @@ def run_demo(data: Path | None, output: Path, run: str | None, executor: str = "
     result = run_and_show(methods=methods, **common)
     ok = result.ok
     if gnr:
-        from bench.harness.demo_checkpoint import shipped_checkpoint
+        from bench.methods.gnr_demo import shipped_checkpoint
 
         ckpt = None if train else shipped_checkpoint()
         if not train and ckpt is None:

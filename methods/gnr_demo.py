@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "methods" / "weights" / "gnr-demo"
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "gnr-demo"
 STATE_FILE = "gnr-state.pt"
 
 
@@ -31,10 +31,10 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     """Weights of the newest checkpoint of training job ``train_dir`` -> ``out`` with config and provenance."""
     import torch
 
+    from bench.harness.trainer import checkpoint_step, latest_checkpoint
     from bench.io import file_sha256, timestamp, write_json
-    from bench.methods.learned import safe_torch_load
 
-    from .trainer import checkpoint_step, latest_checkpoint
+    from .learned import safe_torch_load
 
     train_dir, out = Path(train_dir), Path(out)
     ckpt = latest_checkpoint(train_dir)
@@ -68,7 +68,7 @@ def export_demo_checkpoint(train_dir: str | Path, out: str | Path, command: str)
     return prov
 
 
-if __name__ == "__main__":  # python -m bench.harness.demo_checkpoint TRAIN_DIR OUT "COMMAND"
+if __name__ == "__main__":  # python -m bench.methods.gnr_demo TRAIN_DIR OUT "COMMAND"
     import sys
 
     print(json.dumps(export_demo_checkpoint(sys.argv[1], sys.argv[2], sys.argv[3]), indent=1, default=str))

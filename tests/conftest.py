@@ -1,26 +1,12 @@
-"""Shared fixtures: the research folder beside the repo, and small synthetic GeneBody-format datasets."""
+"""Shared fixtures: LPIPS weights, one intra-op thread, small synthetic GeneBody-format datasets, isolated caches.
+
+Only fixtures live here; constants and helpers that tests import are in ``support.py`` (pytest owns conftest)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-# protocol settings for test-sized synthetic data (the generator's own defaults are for the demo)
-TINY_PROTOCOL = {"crop_size": 64, "frame_step": 1}
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, skipping the test when it is absent (a user's clone) but failing in CI."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {path} is missing: CI must have ../shared beside the repository")
-        pytest.skip(f"{path} is not present next to the repository (only CI and developer checkouts have it)")
-    return path
+from support import SHARED, shared_path
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from bench.harness.cli import main
 from bench.harness.conformance import check_method, render_problems
 from bench.harness.registry import MethodContractError, get_spec, load_method_class, method_specs
 from nerf_toy_scene import ring_cameras, toy_body
+from support import REPO
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 BUILTINS = ("nearest-view", "mesh-blend", "gnr", "pixelnerf", "ibrnet", "nhp")
 # on top of each method's cpu-smoke preset: smaller still, and IBRNet's lr schedule steps inside the resume check
 TINY = {"gnr": {"n_samples": 16, "n_rand": 64, "encoder_size": 64}, "pixelnerf": {"rays_per_target": 64},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from bench.datasets.genebody import GeneBodyReader
@@ -14,9 +15,10 @@ from bench.harness.scoring.quality import view_quality
 from bench.harness.training_data import TrainData
 from bench.methods.gnr import GNRMethod
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 
+@pytest.mark.slow
 def test_demo_small_floors(tmp_path, shared_weights):
     res = CliRunner().invoke(main, ["demo", "--small", "--no-gnr", "--executor", "inline", "--data",
                                     str(tmp_path / "data"), "--output", str(tmp_path / "runs"), "--seed", "1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -12,12 +13,12 @@ from bench.methods.gnr_demo import export_demo_checkpoint
 from bench.harness.trainer import latest_checkpoint
 from bench.methods.gnr import GNRMethod
 
-from conftest import TINY_PROTOCOL
+from support import GNR_TINY, TINY_PROTOCOL
 
-TINY = ["hg_num_stack=1", "hg_channels=32", "hg_stem_channels=8", "hg_mid_channels=32", "feat_dim=16", "hg_groups=8",
-        "nerf_width=32", "n_samples=16", "n_rand=64", "encoder_size=64"]
+TINY = [f"{k}={v}" for k, v in {**GNR_TINY, "encoder_size": 64}.items()]
 
 
+@pytest.mark.slow
 def test_export_from_a_training_job(tiny_genebody, tmp_path, shared_weights):
     args = ["run", "-m", "gnr", "--root", str(tiny_genebody), "--output", str(tmp_path / "runs"), "--run", "c",
             "--executor", "inline", "--preset", "cpu-smoke", "--iterations", "2", "--threads", "1",

@@ -8,7 +8,7 @@ from bench.datasets.protocols import get_protocol
 from bench.harness.free_viewpoint import (body_centre, load_camera_path, make_method, orbit_cameras,
                                           render_video)
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 
 def _assert_orbit_sees_body(cams, c, up: int, radius: float):

@@ -9,13 +9,7 @@ from bench.gnr.body_embedding import BodyMeshQuery, body_features
 from bench.gnr.toy import ellipsoid_mesh
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny workloads: one intra-op thread is faster and immune to OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _meshes():

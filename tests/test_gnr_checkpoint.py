@@ -7,13 +7,7 @@ from bench.gnr.checkpoint import (GENEBODY_LEGACY_SCALE, CheckpointMismatch, loa
 from bench.gnr.config import GNRConfig
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny workloads: one intra-op thread is faster and immune to OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # official architecture with a small width so the file stays small; the key tree is the same at any size
 SMALL = dict(hg_channels=64, hg_stem_channels=16, hg_mid_channels=32, feat_dim=32, hg_groups=8, nerf_width=64)

@@ -16,18 +16,12 @@ from bench.gnr.training import official_ray_bbox
 from bench.harness.training_data import TrainData
 from bench.methods.gnr import GNRMethod
 
+from support import GNR_TINY
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny workloads: one intra-op thread is faster and immune to OpenMP spin-waits on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
-TINY = dict(hg_num_stack=1, hg_channels=32, hg_stem_channels=8, hg_mid_channels=32, feat_dim=16, hg_groups=8,
-            nerf_width=32, n_samples=16, n_rand=64, chunk=8192, rays_per_batch=1024, encoder_size=None,
-            device="cpu", num_iterations=10)
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+TINY = {**GNR_TINY, "chunk": 8192, "rays_per_batch": 1024, "encoder_size": None, "device": "cpu", "num_iterations": 10}
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+from support import REPO
+
+SCRIPT = REPO / "benchmarks" / "gpu.py"
 
 
 @pytest.mark.slow
-def test_gpu_benchmark_tiny_mode_writes_every_part(tmp_path, shared_weights):
+def test_gpu_benchmark_tiny_mode_writes_every_part(tmp_path, shared_weights, single_thread):
     spec = importlib.util.spec_from_file_location("bench_gpu_script", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rc = mod.main(["--tiny", "--device", "cpu", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
-                       "--lpips-weights", str(shared_weights)])
-    finally:
-        torch.set_num_threads(n)
+    rc = mod.main(["--tiny", "--device", "cpu", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
+                   "--lpips-weights", str(shared_weights)])
     rep = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert rc == 0, rep["errors"]
     parts = rep["parts"]

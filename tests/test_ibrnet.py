@@ -14,6 +14,8 @@ TINY = {"feature_width": 8, "feature_blocks": [1, 1, 1], "coarse_feat_dim": 8, "
         "n_samples": 8, "n_importance": 8, "rays_per_step": 128, "lr_mlp": 1e-3, "lr_feature": 1e-3,
         "bounds": "box", "ray_region": "mask-bbox"}
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def data():

@@ -1,7 +1,6 @@
 """PSNR/SSIM against scikit-image (float64), LPIPS against the ``lpips`` package and its published example."""
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from bench.harness.scoring import LPIPSMetric, metric_settings, psnr, ssim
 from bench.harness.scoring.lpips_weights import LPIPSWeightsMissing
 from bench.harness.scoring.psnr_ssim import SSIM_TILE, gaussian_kernel1d, ssim_image
+from support import SHARED, shared_path
 
 SHARED_ALEX_SHA256 = "e762b28a0489ca1b9a809bcf1fc6d82b9310cd77ff6c495d057dc8811994eab4"
 
@@ -21,12 +21,8 @@ SHARED_ALEX_SHA256 = "e762b28a0489ca1b9a809bcf1fc6d82b9310cd77ff6c495d057dc88119
 @pytest.fixture(scope="module")
 def shared_dir() -> Path:
     """The read-only research folder next to the repository; CI must have it, a laptop may not."""
-    path = Path(__file__).resolve().parents[1].parent / "shared"
-    if not (path / "weights").is_dir() or not (path / "reference" / "lpips").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {path}/weights and {path}/reference/lpips are missing")
-        pytest.skip(f"{path} (shared weights and reference images) not present next to the repo")
-    return path
+    shared_path("weights"), shared_path("reference", "lpips")  # skip here, fail in CI, when either is missing
+    return SHARED
 
 
 def _sk_ssim(gt: np.ndarray, pred: np.ndarray) -> float:

@@ -18,13 +18,7 @@ TINY = {"num_layers": 2, "embed_size": 8, "volume_channels": [8, 8, 8, 16, 16], 
         "lr": 5e-3, "time_steps": 1, "bn_momentum": 0.1, "render_chunk": 256}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a busy 2-core machine (3-10x faster)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ TINY = {"backbone": "resnet18", "num_layers": 2, "d_hidden": 32, "n_blocks": 3, 
         "n_coarse": 8, "n_fine": 4, "n_fine_depth": 2, "targets_per_step": 2, "rays_per_target": 64,
         "lr": 1e-3, "bounds": "box"}
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def data():

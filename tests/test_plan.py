@@ -14,7 +14,7 @@ from bench.datasets.views import RenderRequest
 from bench.harness.plan import MissingInputError, plan_run
 from bench.harness.registry import get_spec, load_method_class
 from bench.methods.nearest_view import NearestView, axes_meeting_point
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 from nerf_toy_scene import render_view, ring_cameras, toy_body
 
 STRICT = '''

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 PYPROJECT = """
 [build-system]
@@ -38,13 +38,6 @@ SPEC = {"id": "constant-grey", "method_class": "bench_plugin_constant:ConstantGr
 class ConstantGrey:
     def __init__(self, *, checkpoint=None, train_data=None, config_overrides=None):
         self.level = float((config_overrides or {}).get("level", 0.25))
-
-    @classmethod
-    def get_method_info(cls):
-        return {"method_id": "constant-grey", "kind": "non-learned", "inputs": [], "num_iterations": 0}
-
-    def get_info(self):
-        return {**self.get_method_info(), "hparams": {"level": self.level}}
 
     def train_iteration(self, step):
         raise RuntimeError("not trained")

@@ -5,26 +5,25 @@ import json
 import textwrap
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from bench.harness.cli import main
 from bench.harness.scoring.quality import assess_predictions, view_quality
 from bench.harness.store import read_job
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 COLLAPSED = '''
 import numpy as np
+import pytest
 
 class Collapsed:
     """Trains (a counter), then renders what a collapsed NeRF renders: the black background, faintly."""
     def __init__(self, *, checkpoint=None, train_data=None, config_overrides=None):
         self.step = 0
-    @classmethod
-    def get_method_info(cls):
-        return {"method_id": "collapsed", "kind": "generalizable", "num_iterations": 3}
     def get_info(self):
-        return self.get_method_info()
+        return {"num_iterations": 3}
     def train_iteration(self, step):
         self.step = step + 1
         return {"loss": 0.01, "rays": 1}
@@ -48,6 +47,7 @@ def test_view_quality_recall():
     assert view_quality(half, gt, mask)["foreground_recall"] == 0.5
 
 
+@pytest.mark.slow
 def test_collapsed_learned_method_is_flagged_in_job_results_and_report(tiny_genebody, tmp_path, monkeypatch,
                                                                         shared_weights):
     (tmp_path / "collapsed_impl.py").write_text(textwrap.dedent(COLLAPSED))

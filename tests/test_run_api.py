@@ -9,7 +9,7 @@ import pytest
 
 from bench.harness.run import BenchmarkError, RunResult, run_benchmark
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 
 def test_run_benchmark_takes_keywords_only():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-from pathlib import Path
+from importlib.metadata import version
 
 import pandas as pd
 import pytest
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from bench.harness.cli import main
 from bench.harness.store import read_job, update_job
 
-from conftest import TINY_PROTOCOL
+from support import TINY_PROTOCOL
 
 
 def _run_args(root, out, *methods, run="t", extra=(), executor="inline"):
@@ -44,11 +44,13 @@ def test_run_writes_predictions_jobs_and_results(baseline_run):
     job = read_job(job_dir)
     assert job["status"] == "done"
     assert job["provenance"]["git"].keys() >= {"commit", "dirty"}
-    assert job["provenance"]["packages"]["torch"]
-    assert job["timings"]["total_s"] > 0 and job["peak_memory"]["cpu_max_rss_mb"] > 0
+    assert job["provenance"]["packages"]["torch"] == version("torch")
     pred = job_dir / "predictions"
     names = sorted(p.stem for p in (pred / "color").glob("*.png"))
     assert len(names) == 2 * 44  # 2 frames x (48 - 4 source views)
+    timings = job["timings"]
+    assert timings["rendered"] == len(names) and timings["total_s"] >= timings["render_s"] + timings["score_s"] > 0
+    assert job["peak_memory"]["cpu_max_rss_mb"] > 0
     for sub in ("gt-color", "mask"):
         assert sorted(p.stem for p in (pred / sub).glob("*.png")) == names
     assert len(list((pred / "cameras").glob("*.json"))) == len(names)
@@ -128,9 +130,6 @@ def test_failing_method_is_reported_and_others_finish(tiny_genebody, tmp_path, m
     (tmp_path / "broken_plugin_impl.py").write_text(textwrap.dedent('''
         class Broken:
             def __init__(self, **kw): pass
-            @classmethod
-            def get_method_info(cls): return {"method_id": "broken", "kind": "non-learned", "num_iterations": 0}
-            def get_info(self): return self.get_method_info()
             def render(self, request): raise RuntimeError("deliberate failure in render")
             def save(self, path): pass
     '''))

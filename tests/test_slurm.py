@@ -21,7 +21,7 @@ from bench.harness.executors.slurm import slurm_available, squeue
 from bench.harness.store import read_job
 from bench.harness.trainer import latest_checkpoint
 
-from conftest import SHARED
+from support import SHARED
 
 pytestmark = pytest.mark.slurm
 
@@ -42,12 +42,8 @@ class Counter:
             self.state = json.loads((Path(checkpoint) / "counter.json").read_text())
         self.state["starts"].append(self.state["steps"])
 
-    @classmethod
-    def get_method_info(cls):
-        return {"method_id": "counter", "kind": "generalizable", "num_iterations": 20}
-
     def get_info(self):
-        return self.get_method_info()
+        return {"num_iterations": 20}
 
     def train_iteration(self, step):
         assert step == self.state["steps"], (step, self.state)
@@ -69,10 +65,6 @@ class Counter:
 
 
 class Broken(Counter):
-    @classmethod
-    def get_method_info(cls):
-        return {"method_id": "broken", "kind": "non-learned", "num_iterations": 0}
-
     def render(self, request):
         raise RuntimeError("deliberate failure in render")
 '''
@@ -205,6 +197,7 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_eval_array_on_slurm_reports_the_same_numbers_as_local(bench):
     t0 = time.monotonic()
@@ -242,6 +235,7 @@ def test_failing_job_is_reported_with_its_error(bench):
     assert "deliberate failure in render" in rec["error"]["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_requeued_and_preempted_training_resumes_from_its_checkpoint(bench):
     proc = bench.start("rq", "counter", extra=["--iterations", "60", "--set", "sleep=0.25"])
@@ -266,6 +260,7 @@ def test_requeued_and_preempted_training_resumes_from_its_checkpoint(bench):
     assert read_job(bench.eval_dir("rq", "counter"))["status"] == "done"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_cancelled_job_is_reported_lost_not_awaited(bench):
     proc = bench.start("cancel", "counter", extra=["--iterations", "2000", "--set", "sleep=0.5"])
@@ -281,6 +276,7 @@ def test_cancelled_job_is_reported_lost_not_awaited(bench):
     assert rec["status"] == "failed" and rec["error"]["type"] == "LostJob"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_killed_driver_reattaches_and_submits_nothing_twice(bench):
     proc = bench.start("reattach", "counter", extra=["--iterations", "40", "--set", "sleep=0.25"])
@@ -298,6 +294,7 @@ def test_killed_driver_reattaches_and_submits_nothing_twice(bench):
     assert read_job(bench.eval_dir("reattach", "counter"))["status"] == "done"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_task_training_job_runs_ddp_over_gloo(bench, plugin_dir):
     bench.config = plugin_dir / "ddp.toml"

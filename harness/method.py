@@ -19,7 +19,7 @@ request, and saves/loads itself. ``bench test-method ID`` (:mod:`bench.harness.c
 Importing this module imports numpy, never torch, so listing methods stays instant.
 """
 import sys
-from typing import Any, Literal, Protocol, TypedDict, get_args, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, TypedDict, get_args, runtime_checkable
 
 import numpy as np
 
@@ -35,9 +35,9 @@ else:  # typing_extensions ships with torch, bench's dependency
     from typing_extensions import NotRequired, Required
 
 __all__ = [
-    "Body", "Camera", "ConfigError", "Input", "KINDS", "LEARNED_KINDS", "LearnedMethod", "Method", "MethodInfo",
-    "MethodKind", "MethodSpec", "ModelInfo", "RenderOutput", "RenderRequest", "TrainData", "TrainSample", "View",
-    "merge_config", "required_members",
+    "Body", "Camera", "ConfigError", "ConfigTypeError", "Input", "KINDS", "LEARNED_KINDS", "LearnedMethod", "Method",
+    "MethodInfo", "MethodKind", "MethodSpec", "ModelInfo", "RenderOutput", "RenderRequest", "TrainData", "TrainSample",
+    "View", "check_config_types", "merge_config", "required_members",
 ]
 
 MethodKind = Literal["generalizable", "case-specific", "non-learned"]
@@ -147,13 +147,52 @@ class ConfigError(ValueError):
         super().__init__(f"{method_id}: unknown {source} key(s) {unknown}; known: {valid or '(none)'}")
 
 
+class ConfigTypeError(ValueError):
+    """A method's configuration gives a key a value of the wrong type (checked against the default's type)."""
+
+    def __init__(self, method_id: str, key: str, expected: str, value: Any, source: str = "config overrides"):
+        self.method_id, self.key, self.expected, self.value = method_id, key, expected, value
+        super().__init__(f"{method_id}: {source} key {key!r} expects {expected}, got {value!r} "
+                         f"({type(value).__name__})")
+
+
+def _expected_type(default: Any) -> tuple[str, Callable[[Any], bool]] | None:
+    """What a value must be to replace ``default`` (None: anything, e.g. a default of None)."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if isinstance(default, bool):
+        return "a boolean", lambda v: isinstance(v, bool)
+    if isinstance(default, int):
+        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return "a number", number
+    if isinstance(default, str):
+        return "a string", lambda v: isinstance(v, str)
+    if isinstance(default, (list, tuple)):
+        return "a list", lambda v: isinstance(v, (list, tuple))
+    if isinstance(default, dict):
+        return "a mapping", lambda v: isinstance(v, dict)
+    return None
+
+
+def check_config_types(defaults: dict[str, Any], values: dict[str, Any] | None, method_id: str, *,
+                       source: str = "config overrides") -> None:
+    """Refuse a value whose type cannot stand for its key's default (an integer for a number is fine; None on
+    either side is not checked) with :class:`ConfigTypeError` naming key, expected type and given value."""
+    for key, value in (values or {}).items():
+        expected = _expected_type(defaults.get(key)) if value is not None else None
+        if expected is not None and not expected[1](value):
+            raise ConfigTypeError(method_id, key, expected[0], value, source)
+
+
 def merge_config(defaults: dict[str, Any], overrides: dict[str, Any] | None, method_id: str, *,
                  source: str = "config overrides") -> dict[str, Any]:
     """``defaults`` updated with ``overrides``; a key not in ``defaults`` raises :class:`ConfigError` naming it and
-    the valid keys. ``source`` says where the overrides came from (e.g. "checkpoint config")."""
+    the valid keys, a value of the wrong type :class:`ConfigTypeError` (:func:`check_config_types`). ``source``
+    says where the overrides came from (e.g. "checkpoint config")."""
     config = dict(defaults)
     unknown = sorted(set(overrides or {}) - set(defaults))
     if unknown:
         raise ConfigError(method_id, unknown, sorted(defaults), source)
+    check_config_types(defaults, overrides, method_id, source=source)
     config.update(overrides or {})
     return config

@@ -34,7 +34,7 @@ from bench.gnr.model import GNRModel
 from bench.gnr.presets import DEFAULT_PRESET
 from bench.gnr.training import GNRTrainer
 from bench.harness import distributed
-from bench.harness.method import ModelInfo
+from bench.harness.method import ModelInfo, check_config_types
 from bench.methods.learned import build_seeded, check_keys, resolve_device, safe_torch_load
 
 STATE_FILE = "gnr-state.pt"
@@ -46,6 +46,8 @@ def _config(values: dict, source: str) -> dict:
     """``values`` without the ``_``-prefixed documentation keys of presets; unknown keys raise."""
     values = {k: v for k, v in values.items() if not k.startswith("_")}
     check_keys(values, (f.name for f in fields(GNRConfig)), "gnr", source)
+    defaults = GNRConfig()
+    check_config_types({f.name: getattr(defaults, f.name) for f in fields(GNRConfig)}, values, "gnr", source=source)
     return values
 
 

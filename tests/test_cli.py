@@ -43,3 +43,21 @@ def test_missing_genebody_says_where_it_looked_and_how_to_get_it(monkeypatch):
     monkeypatch.setenv("GENEBODY_ROOT", "/nonexistent/genebody")
     res = CliRunner().invoke(main, ["run", "--method", "gnr", "--dataset", "genebody"])
     assert res.exit_code != 0 and "/nonexistent/genebody" in res.output
+
+
+def test_errors_print_bracketed_fields_literally(tmp_path):
+    """rich markup must not swallow a field name such as [cams/13/K] from an error (it did: 'annots.npy : ...')."""
+    import logging
+
+    from bench.harness.cli.console import console, fail, install_logging
+
+    with console.capture() as cap:
+        try:
+            fail("annots.npy [cams/13/K]: contains NaN or inf")
+        except SystemExit:
+            pass
+        install_logging("INFO")
+        logging.getLogger("bench").warning("view [05] has no mask [mask/05]")
+    out = cap.get()
+    assert "annots.npy [cams/13/K]: contains NaN or inf" in out
+    assert "view [05] has no mask [mask/05]" in out

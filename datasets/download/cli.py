@@ -44,6 +44,7 @@ def download_command(dataset, subsets, subset_opts, root, password, cookies, sha
     send after you sign the release agreement (the error message says how).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from .errors import AccessRequired, DownloadError, DownloadIncomplete
@@ -73,12 +74,12 @@ def download_command(dataset, subsets, subset_opts, root, password, cookies, sha
             report = download_genebody(root, names, password=password, cookies=cookies,
                                        base_urls=_parse_share_urls(share_urls), progress=progress, retries=retries)
         except AccessRequired as e:
-            console.print(f"[bold red]access needed:[/] {e}")
+            console.print(f"[bold red]access needed:[/] {escape(str(e))}")
             sys.exit(2)
         except DownloadIncomplete as e:
-            console.print(f"[bold red]incomplete:[/] {e}\n{e.report.summary()}")
+            console.print(f"[bold red]incomplete:[/] {escape(str(e))}\n{escape(e.report.summary())}")
             sys.exit(1)
         except (DownloadError, ValueError) as e:
-            console.print(f"[bold red]error:[/] {e}")
+            console.print(f"[bold red]error:[/] {escape(str(e))}")
             sys.exit(1)
     console.print(report.summary())

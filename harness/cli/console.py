@@ -10,6 +10,7 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
@@ -23,7 +24,7 @@ class _ConsoleHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             prefix = self.STYLE.get(record.levelno, "[bold red]error:[/] " if record.levelno > logging.ERROR else "")
-            console.print(prefix + self.format(record), markup=bool(prefix) or None, highlight=False)
+            console.print(prefix + escape(self.format(record)), highlight=False)  # message text printed literally
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
 
@@ -37,8 +38,9 @@ def install_logging(level: str = "INFO") -> None:
 
 
 def fail(message: str, code: int = 2):
-    """Print an error and exit: the CLI's one way to stop on bad input."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print an error and exit: the CLI's one way to stop on bad input. The message is printed literally (rich
+    markup would swallow bracketed text such as a field name ``[cams/13/K]``)."""
+    console.print(f"[bold red]error:[/] {escape(str(message))}")
     sys.exit(code)
 
 

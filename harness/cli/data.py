@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from .args import split_list
 from .console import console, fail, progress_bar
@@ -104,7 +105,7 @@ def data_check(root, dataset):
                   ",".join(missing) or "-", str(len(sub.get("errors") or [])), ", ".join(ok_protocols) or "none")
     console.print(t)
     for err in rep["errors"] + [e for sub in rep["subjects"].values() for e in (sub.get("errors") or [])]:
-        console.print(f"[red]problem:[/] {err}")
+        console.print(f"[red]problem:[/] {escape(str(err))}")
     if not rep["ok"]:
         sys.exit(1)
 

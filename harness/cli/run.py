@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from bench.harness.executors.config import executor_options
 
@@ -24,7 +25,7 @@ def run_and_show(**kwargs):
     for jid in outcome.skipped:
         console.print(f"  [dim]skipped (already done): {jid}[/]")
     for jid, err in outcome.failed.items():
-        console.print(f"  [red]failed[/] {jid}: {err}")
+        console.print(f"  [red]failed[/] {escape(jid)}: {escape(str(err))}")
     for jid, dep in outcome.blocked.items():
         console.print(f"  [red]not run[/] {jid}: its training job {dep} failed")
     return result
